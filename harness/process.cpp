@@ -1,0 +1,292 @@
+#include "process.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "server.hpp"  // now_ns
+#include "sys.hpp"
+
+namespace acceptbench {
+
+std::string StopResult::describe() const {
+  if (!exited) return "not reaped";
+  std::string s = term_signal ? fmt::format("killed by {}", sigabbrev_np(term_signal) ? sigabbrev_np(term_signal) : "signal")
+                              : fmt::format("exit {}", exit_code);
+  if (killed) s += " (SIGKILL after the grace period)";
+  return s;
+}
+
+ServerProcess ServerProcess::start(const SpawnOptions& options) {
+  if (options.argv.empty()) throw std::invalid_argument("ServerProcess: empty argv");
+  int out_pipe[2], err_pipe[2];
+  check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
+  check(::pipe2(err_pipe, O_CLOEXEC), "pipe2");
+  std::vector<std::string> args = options.launcher;
+  args.insert(args.end(), options.argv.begin(), options.argv.end());
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork");
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(err_pipe[1], STDERR_FILENO);
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!options.cpus.empty()) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      for (int c : options.cpus) CPU_SET(static_cast<unsigned>(c), &set);
+      if (::sched_setaffinity(0, sizeof set, &set) < 0) {
+        const char msg[] = "sched_setaffinity failed\n";
+        (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+        ::_exit(127);
+      }
+    }
+    ::execvp(cargs[0], cargs.data());
+    const std::string msg = fmt::format("exec {}: {}\n", cargs[0], ::strerror(errno));
+    (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // also from here, so that the group exists before we signal it
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ServerProcess p;
+  p.pid_ = pid;
+  p.out_.reset(out_pipe[0]);
+  p.err_.reset(err_pipe[0]);
+
+  const std::int64_t deadline = now_ns() + options.ready_timeout.count() * 1'000'000;
+  for (;;) {
+    const std::size_t eol = p.out_buf_.find('\n');
+    if (eol != std::string::npos) {
+      p.ready_line_ = p.out_buf_.substr(0, eol);
+      p.out_buf_.erase(0, eol + 1);
+      unsigned port = 0;
+      int server_pid = 0, threads = 0;
+      char model[64] = {};
+      if (std::sscanf(p.ready_line_.c_str(), "READY port=%u pid=%d model=%63s threads=%d", &port, &server_pid, model,
+                      &threads) != 4 ||
+          port == 0 || port > 65535) {
+        throw std::runtime_error("server printed '" + p.ready_line_ + "' instead of a READY line");
+      }
+      p.port_ = static_cast<std::uint16_t>(port);
+      p.server_pid_ = server_pid;
+      p.threads_ = threads;
+      return p;
+    }
+    if (!p.alive()) {
+      p.pump(50);
+      const StopResult r = p.finish(false);
+      throw std::runtime_error(fmt::format("server exited before READY ({}): {}", r.describe(), r.stderr_text));
+    }
+    const std::int64_t left_ms = (deadline - now_ns()) / 1'000'000;
+    if (left_ms <= 0) {
+      const StopResult r = p.kill_now();
+      throw std::runtime_error(fmt::format("no READY line within {} ms (server {}): {}", options.ready_timeout.count(),
+                                           r.describe(), r.stderr_text));
+    }
+    p.pump(static_cast<int>(std::min<std::int64_t>(left_ms, 50)));
+  }
+}
+
+ServerProcess::ServerProcess(ServerProcess&& o) noexcept { *this = std::move(o); }
+
+ServerProcess& ServerProcess::operator=(ServerProcess&& o) noexcept {
+  if (this != &o) {
+    pid_ = std::exchange(o.pid_, -1);
+    server_pid_ = o.server_pid_;
+    reaped_ = o.reaped_;
+    wait_status_ = o.wait_status_;
+    out_ = std::move(o.out_);
+    err_ = std::move(o.err_);
+    out_buf_ = std::move(o.out_buf_);
+    err_buf_ = std::move(o.err_buf_);
+    ready_line_ = std::move(o.ready_line_);
+    port_ = o.port_;
+    threads_ = o.threads_;
+  }
+  return *this;
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, &wait_status_, 0);
+  }
+}
+
+void ServerProcess::pump(int timeout_ms) {
+  pollfd fds[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
+  if (::poll(fds, 2, timeout_ms) <= 0) return;
+  char buf[65536];
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+    const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+    if (n > 0) (i == 0 ? out_buf_ : err_buf_).append(buf, static_cast<std::size_t>(n));
+    if (n == 0) (i == 0 ? out_ : err_).reset();
+  }
+}
+
+bool ServerProcess::alive() {
+  if (reaped_ || pid_ <= 0) return false;
+  const pid_t r = ::waitpid(pid_, &wait_status_, WNOHANG);
+  if (r == pid_) reaped_ = true;
+  return !reaped_;
+}
+
+StopResult ServerProcess::finish(bool killed) {
+  // Take whatever is left in the pipes (the writers are gone once the group is dead).
+  for (int i = 0; i < 100 && (out_ || err_); ++i) pump(10);
+  StopResult r;
+  r.exited = reaped_;
+  r.killed = killed;
+  if (reaped_) {
+    if (WIFEXITED(wait_status_)) r.exit_code = WEXITSTATUS(wait_status_);
+    if (WIFSIGNALED(wait_status_)) r.term_signal = WTERMSIG(wait_status_);
+  }
+  r.stdout_text = out_buf_;
+  r.stderr_text = err_buf_;
+  // The stats are the last line that parses as a JSON object.
+  std::istringstream lines(out_buf_);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line.front() != '{') continue;
+    try {
+      r.stats = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  return r;
+}
+
+StopResult ServerProcess::stop(std::chrono::milliseconds grace) {
+  if (!alive()) return finish(false);
+  ::kill(pid_, SIGTERM);
+  const std::int64_t deadline = now_ns() + grace.count() * 1'000'000;
+  while (alive() && now_ns() < deadline) pump(10);
+  bool killed = false;
+  if (alive()) {
+    ::kill(-pid_, SIGKILL);
+    killed = true;
+    ::waitpid(pid_, &wait_status_, 0);
+    reaped_ = true;
+  } else {
+    ::kill(-pid_, SIGKILL);  // leftovers of the group (orphaned children), if any
+  }
+  return finish(killed);
+}
+
+StopResult ServerProcess::kill_now() {
+  if (alive()) {
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, &wait_status_, 0);
+    reaped_ = true;
+    return finish(true);
+  }
+  return finish(false);
+}
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::uint64_t status_field(const std::string& status, const std::string& key) {
+  const std::size_t at = status.find("\n" + key + ":");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(status.c_str() + at + key.size() + 2, nullptr, 10);
+}
+
+template <typename F>
+void for_each_dir_entry(const std::string& dir, F f) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') f(std::string(e->d_name));
+  }
+  ::closedir(d);
+}
+
+// Fields of /proc/PID/stat after the command name (which may contain spaces).
+std::vector<std::string> stat_fields(pid_t pid) {
+  const std::string stat = slurp(fmt::format("/proc/{}/stat", pid));
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::vector<std::string> f;
+  for (std::string x; rest >> x;) f.push_back(x);
+  return f;  // f[0] is field 3 (state)
+}
+
+}  // namespace
+
+ProcSample sample_proc(pid_t pid) {
+  ProcSample s;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const auto f = stat_fields(pid);
+  if (f.size() < 20) throw std::runtime_error(fmt::format("short /proc/{}/stat", pid));
+  s.user_s = std::stod(f[11]) / tick;  // utime (field 14)
+  s.system_s = std::stod(f[12]) / tick;
+  s.children_user_s = std::stod(f[13]) / tick;
+  s.children_system_s = std::stod(f[14]) / tick;
+  const std::string status = slurp(fmt::format("/proc/{}/status", pid));
+  s.peak_rss_kb = status_field(status, "VmHWM");
+  s.rss_kb = status_field(status, "VmRSS");
+  s.threads = static_cast<int>(status_field(status, "Threads"));
+  // Context switches: the process's status counts only its main thread; sum the tasks.
+  for_each_dir_entry(fmt::format("/proc/{}/task", pid), [&](const std::string& tid) {
+    try {
+      const std::string ts = slurp(fmt::format("/proc/{}/task/{}/status", pid, tid));
+      s.voluntary_ctxt += status_field(ts, "voluntary_ctxt_switches");
+      s.involuntary_ctxt += status_field(ts, "nonvoluntary_ctxt_switches");
+    } catch (const std::exception&) {  // the task exited meanwhile
+    }
+  });
+  for_each_dir_entry(fmt::format("/proc/{}/fd", pid), [&](const std::string&) { ++s.open_fds; });
+  return s;
+}
+
+namespace {
+template <typename Pred>
+int count_children_if(pid_t parent, Pred pred) {
+  int n = 0;
+  for_each_dir_entry("/proc", [&](const std::string& name) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) return;
+    try {
+      const auto f = stat_fields(static_cast<pid_t>(std::stoi(name)));
+      if (f.size() > 1 && std::stoi(f[1]) == parent && pred(f[0])) ++n;
+    } catch (const std::exception&) {
+    }
+  });
+  return n;
+}
+}  // namespace
+
+int count_zombie_children(pid_t pid) {
+  return count_children_if(pid, [](const std::string& state) { return state == "Z"; });
+}
+int count_children(pid_t pid) {
+  return count_children_if(pid, [](const std::string&) { return true; });
+}
+
+}  // namespace acceptbench

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "unique_fd.hpp"
+
+namespace acceptbench {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;      // argv[0] is the program path
+  std::vector<std::string> launcher;  // prefix, e.g. {"ip","netns","exec","srv"}; empty: local
+  std::vector<int> cpus;              // sched_setaffinity before exec; empty: no pinning
+  std::chrono::milliseconds ready_timeout{10'000};
+};
+
+struct StopResult {
+  bool exited = false;     // reaped
+  int exit_code = -1;      // when it exited normally
+  int term_signal = 0;     // when a signal ended it
+  bool killed = false;     // we had to SIGKILL it after the grace period
+  std::optional<nlohmann::json> stats;  // the JSON line it printed at exit, if valid
+  std::string stdout_text;              // what it printed after READY
+  std::string stderr_text;
+  [[nodiscard]] std::string describe() const;  // "exit 0", "killed by SIGSEGV", ...
+};
+
+// A server binary started as a child: its own process group, stdout/stderr on pipes,
+// optionally pinned. start() returns once the READY line arrived, or throws
+// std::runtime_error with what the server said (stderr) when it exited or timed out first.
+// One thread at a time.
+class ServerProcess {
+ public:
+  static ServerProcess start(const SpawnOptions& options);
+  ServerProcess(ServerProcess&&) noexcept;
+  ServerProcess& operator=(ServerProcess&&) noexcept;
+  ~ServerProcess();  // SIGKILLs the group if still running
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] int ready_threads() const { return threads_; }
+  [[nodiscard]] const std::string& ready_line() const { return ready_line_; }
+  // The PID the server reported (differs from pid() behind a launcher).
+  [[nodiscard]] pid_t server_pid() const { return server_pid_; }
+
+  // Still running (not yet reaped)?
+  bool alive();
+  // SIGTERM, wait up to `grace` for exit; SIGKILL (the whole group) if it is still there.
+  StopResult stop(std::chrono::milliseconds grace);
+  // SIGKILL the group now (a crash, for tests) and reap.
+  StopResult kill_now();
+
+ private:
+  ServerProcess() = default;
+  void pump(int timeout_ms);  // moves pipe contents into the buffers
+  StopResult finish(bool killed);
+
+  pid_t pid_ = -1;
+  pid_t server_pid_ = -1;
+  bool reaped_ = false;
+  int wait_status_ = 0;
+  UniqueFd out_, err_;
+  std::string out_buf_, err_buf_;
+  std::string ready_line_;
+  std::uint16_t port_ = 0;
+  int threads_ = 0;
+};
+
+// Facts from /proc/PID (Linux).
+struct ProcSample {
+  double user_s = 0, system_s = 0;                 // this process, all threads
+  double children_user_s = 0, children_system_s = 0;  // reaped children (fork-per-conn)
+  std::uint64_t voluntary_ctxt = 0, involuntary_ctxt = 0;  // summed over all tasks
+  std::uint64_t peak_rss_kb = 0, rss_kb = 0;
+  int threads = 0;
+  int open_fds = 0;
+};
+// Reads /proc/PID/stat, status and task/*/status; throws std::runtime_error if gone.
+ProcSample sample_proc(pid_t pid);
+// Children of `pid` that are zombies, and all children.
+int count_zombie_children(pid_t pid);
+int count_children(pid_t pid);
+
+}  // namespace acceptbench

@@ -1,0 +1,127 @@
+#include "connection.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+
+#include "listener.hpp"
+
+namespace acceptbench {
+
+namespace {
+constexpr int kTickMs = 100;
+
+UniqueFd open_spare() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+}  // namespace
+
+Acceptor::Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections)
+    : listen_fd_(listen_fd), stats_(&stats), nonblocking_(nonblocking_connections), spare_(open_spare()) {}
+
+UniqueFd Acceptor::accept_one(int* err) {
+  AcceptorStats::add(stats_->accept_calls);
+  const int fd = accept_connection(listen_fd_, nonblocking_);
+  if (fd >= 0) {
+    AcceptorStats::add(stats_->accepted);
+    *err = 0;
+    return UniqueFd(fd);
+  }
+  *err = -fd;
+  if (*err == EAGAIN) {
+    AcceptorStats::add(stats_->accept_eagain);
+    return {};
+  }
+  if (*err == EINVAL) return {};  // the listener was shut down: the server stops
+  stats_->count_error(*err);
+  if (*err == EMFILE || *err == ENFILE) {
+    if (spare_) {
+      spare_.reset();
+      const int dropped = accept_connection(listen_fd_, false);
+      if (dropped >= 0) ::close(dropped);
+      spare_ = open_spare();
+    } else {
+      // No spare to give back (descriptors are still exhausted): back off instead of spinning.
+      const timespec pause{0, 1'000'000};
+      ::nanosleep(&pause, nullptr);
+      spare_ = open_spare();
+    }
+  }
+  return {};
+}
+
+int write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+    } else if (errno != EINTR) {
+      return errno;
+    }
+  }
+  return 0;
+}
+
+void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd) {
+  const timeval tick{0, kTickMs * 1000};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+  const int timeout_ms = server.options().read_timeout_ms;
+  const timeval send_timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+
+  // The buffer is on the heap: fork-per-conn children and many connection threads would
+  // otherwise each touch 20 KiB of stack.
+  auto buffer = std::make_unique_for_overwrite<char[]>(http::kReadBufferBytes);
+  struct CountClose {
+    AcceptorStats& stats;
+    ~CountClose() { AcceptorStats::add(stats.closed); }
+  } count_close{stats};
+  std::size_t len = 0;
+  int idle_ms = 0;
+  for (;;) {
+    // Answer every complete request in the buffer (pipelining).
+    for (;;) {
+      const http::Request req = http::parse_request({buffer.get(), len});
+      if (req.status == http::Parse::kIncomplete) break;
+      if (req.status != http::Parse::kComplete) {
+        AcceptorStats::add(stats.bad_requests);
+        write_all(fd.get(), server.responses().error(req.status));
+        return;
+      }
+      server.simulate_work();
+      if (const int err = write_all(fd.get(), server.responses().ok(req.keep_alive))) {
+        stats.count_error(err);
+        return;
+      }
+      AcceptorStats::add(stats.requests);
+      std::memmove(buffer.get(), buffer.get() + req.length, len - req.length);
+      len -= req.length;
+      if (!req.keep_alive) {
+        return;
+      }
+    }
+    if (server.stopping() && (len == 0 || server.past_grace())) {
+      return;  // idle at the stop, or out of grace
+    }
+    const ssize_t n = ::read(fd.get(), buffer.get() + len, http::kReadBufferBytes - len);
+    if (n > 0) {
+      len += static_cast<std::size_t>(n);
+      idle_ms = 0;
+    } else if (n == 0) {
+      return;  // the peer closed
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      idle_ms += kTickMs;
+      if (idle_ms >= timeout_ms) {
+        AcceptorStats::add(stats.read_timeouts);
+        return;
+      }
+    } else if (errno != EINTR) {
+      stats.count_error(errno);
+      return;
+    }
+  }
+}
+
+}  // namespace acceptbench

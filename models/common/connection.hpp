@@ -1,0 +1,38 @@
+#pragma once
+
+#include <string_view>
+
+#include "server.hpp"
+#include "unique_fd.hpp"
+
+namespace acceptbench {
+
+// Accepts on one listen fd on behalf of one acceptor, counting every call in its stats.
+// Keeps a spare descriptor on /dev/null for EMFILE/ENFILE: close it, accept the pending
+// connection, close that (the peer sees a close instead of waiting), reopen the spare.
+// Without it a level-triggered or blocking accept() would return EMFILE in a busy loop.
+// (The trick is muduo's Acceptor, which credits libev's documentation.) One thread only.
+class Acceptor {
+ public:
+  Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections);
+  // Returns a connection, or an invalid fd with *err set to the errno (EAGAIN: nothing
+  // pending; EINVAL: the listener was shut down, i.e. the server stops).
+  UniqueFd accept_one(int* err);
+  [[nodiscard]] int listen_fd() const { return listen_fd_; }
+
+ private:
+  int listen_fd_;
+  AcceptorStats* stats_;
+  bool nonblocking_;
+  UniqueFd spare_;
+};
+
+// Writes all of `data` (MSG_NOSIGNAL). Returns 0 or the errno that stopped it.
+int write_all(int fd, std::string_view data);
+
+// Serves one connection on a blocking socket until the peer closes, a protocol error, the
+// read timeout, or the stop: the thread-per-conn, fork-per-conn and iterative way. Reads
+// wake at least every 100 ms (SO_RCVTIMEO) to notice the stop and the idle timeout.
+void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd);
+
+}  // namespace acceptbench

@@ -1,0 +1,288 @@
+#include "server.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <thread>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "listener.hpp"
+#include "sys.hpp"
+
+namespace po = boost::program_options;
+
+namespace acceptbench {
+
+std::int64_t now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+namespace {
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "error: " << message << "\n(run with --help for the flags)\n";
+  std::exit(2);
+}
+
+template <typename T>
+void require_range(const po::variables_map& vm, const char* name, T value, T lo, T hi) {
+  if (vm.count(name) && (value < lo || value > hi)) {
+    usage_error(fmt::format("--{} must be in [{}, {}], got {}", name, lo, hi, value));
+  }
+}
+
+}  // namespace
+
+ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec) {
+  ServerOptions o;
+  const int default_threads = spec.multi_acceptor ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : 1;
+  int threads = default_threads;
+  unsigned port = 0;
+  po::options_description desc(fmt::format(
+      "{}: an acceptbench server ({}).\n"
+      "Prints 'READY port=P pid=PID model={} threads=N' once listening, serves minimal HTTP/1.1,\n"
+      "and on SIGTERM/SIGINT stops, prints one JSON stats object on stdout and exits 0.\n\nOptions",
+      spec.id, spec.accept_semantics, spec.id));
+  // clang-format off
+  desc.add_options()
+    ("help,h", "print this help and exit")
+    ("bind", po::value(&o.bind)->default_value(o.bind), "IPv4 address to listen on")
+    ("port", po::value(&port)->default_value(0), "TCP port; 0 picks an ephemeral port")
+    ("threads", po::value(&threads)->default_value(default_threads),
+        spec.multi_acceptor ? "acceptor/worker threads" : "must be 1 for this model")
+    ("backlog", po::value(&o.backlog)->default_value(0), "listen backlog; 0 reads /proc/sys/net/core/somaxconn")
+    ("work-us", po::value(&o.work_us)->default_value(0), "CPU spin per request, microseconds")
+    ("sleep-us", po::value(&o.sleep_us)->default_value(0), "blocking wait per request, microseconds")
+    ("response-bytes", po::value(&o.response_bytes)->default_value(o.response_bytes), "response body size")
+    ("read-timeout-ms", po::value(&o.read_timeout_ms)->default_value(o.read_timeout_ms),
+        "close a connection idle or stalled mid-request this long")
+    ("grace-ms", po::value(&o.grace_ms)->default_value(o.grace_ms), "after SIGTERM, time to finish in-flight requests")
+    ("accept-batch", po::value(&o.accept_batch)->default_value(o.accept_batch),
+        "epoll models: accepts per listen-fd wakeup, 0 = until EAGAIN")
+    ("accept-mutex-delay-ms", po::value(&o.accept_mutex_delay_ms)->default_value(o.accept_mutex_delay_ms),
+        "epoll-mutex: how long a worker without the mutex waits before trying again (nginx accept_mutex_delay)");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    std::exit(0);
+  }
+  if (port > 65535) usage_error(fmt::format("--port must be in [0, 65535], got {}", port));
+  o.port = static_cast<std::uint16_t>(port);
+  if (!spec.multi_acceptor && !vm["threads"].defaulted() && threads != 1) {
+    usage_error(fmt::format("--threads {} makes no sense for {}: it has exactly one acceptor", threads, spec.id));
+  }
+  require_range(vm, "threads", threads, 1, kMaxAcceptors);
+  o.threads = threads;
+  require_range(vm, "backlog", o.backlog, 0, 1 << 20);
+  require_range(vm, "work-us", o.work_us, 0u, 10'000'000u);
+  require_range(vm, "sleep-us", o.sleep_us, 0u, 10'000'000u);
+  require_range(vm, "response-bytes", o.response_bytes, 0u, 64u << 20);
+  require_range(vm, "read-timeout-ms", o.read_timeout_ms, 1, 3'600'000);
+  require_range(vm, "grace-ms", o.grace_ms, 0, 600'000);
+  require_range(vm, "accept-batch", o.accept_batch, 0, 1 << 16);
+  require_range(vm, "accept-mutex-delay-ms", o.accept_mutex_delay_ms, 1, 60'000);
+  if (!spec.event_loop && !vm["accept-batch"].defaulted()) {
+    usage_error(fmt::format("--accept-batch makes no sense for {}: it accepts with blocking accept()", spec.id));
+  }
+  if (!spec.accept_mutex && !vm["accept-mutex-delay-ms"].defaulted()) {
+    usage_error(fmt::format("--accept-mutex-delay-ms makes no sense for {}: it has no accept mutex", spec.id));
+  }
+  return o;
+}
+
+Server::Server(const ModelSpec& spec, ServerOptions options)
+    : spec_(spec),
+      options_(std::move(options)),
+      responses_(options_.response_bytes),
+      shared_(map_shared_state()),
+      stop_event_(check(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")) {}
+
+bool Server::past_grace() const {
+  return stopping() && now_ns() >= shared_->stop_deadline_ns.load(std::memory_order_relaxed);
+}
+
+UniqueFd Server::listen(bool reuseport, bool nonblocking, std::uint16_t port) {
+  ListenerOptions lo;
+  lo.bind = options_.bind;
+  lo.port = port != 0 ? port : options_.port;
+  lo.backlog = options_.backlog;
+  lo.reuseport = reuseport;
+  lo.nonblocking = nonblocking;
+  UniqueFd fd = make_listener(lo);
+  register_listener(fd.get());
+  return fd;
+}
+
+void run_threads(int n, const std::function<void(int)>& body) {
+  std::mutex error_mutex;
+  std::exception_ptr first_error;
+  {
+    std::vector<std::jthread> threads;
+    threads.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          body(i);
+        } catch (...) {
+          const std::lock_guard lock(error_mutex);
+          if (!first_error) first_error = std::current_exception();
+        }
+      });
+    }
+  }  // jthreads join here
+  if (first_error) std::rethrow_exception(first_error);
+}
+
+void wait_for_workers(Server& server, int slack_ms) {
+  auto& live = server.shared().live_workers;
+  while (live.load() > 0) {
+    if (server.stopping() &&
+        now_ns() > server.shared().stop_deadline_ns.load() + std::int64_t{slack_ms} * 1'000'000) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void Server::register_listener(int fd) {
+  const std::lock_guard lock(listeners_mutex_);
+  listeners_.push_back(fd);
+}
+
+void Server::announce_ready(std::uint16_t port) {
+  const std::string line =
+      fmt::format("READY port={} pid={} model={} threads={}\n", port, ::getpid(), spec_.id, options_.threads);
+  // One write(2), so that the line arrives whole even through a pipe.
+  if (::write(STDOUT_FILENO, line.data(), line.size()) < 0) std::perror("write READY");
+}
+
+void Server::simulate_work() const {
+  if (options_.work_us > 0) {
+    const std::int64_t until = now_ns() + std::int64_t{options_.work_us} * 1000;
+    while (now_ns() < until) {
+    }
+  }
+  if (options_.sleep_us > 0) {
+    const timespec ts{static_cast<time_t>(options_.sleep_us / 1'000'000),
+                      static_cast<long>(options_.sleep_us % 1'000'000) * 1000};
+    ::nanosleep(&ts, nullptr);
+  }
+}
+
+void Server::request_stop() {
+  shared_->stop_deadline_ns.store(now_ns() + std::int64_t{options_.grace_ms} * 1'000'000);
+  shared_->stopping.store(true);
+  const std::uint64_t one = 1;
+  if (::write(stop_event_.get(), &one, sizeof one) < 0) std::perror("write stop eventfd");
+  // shutdown() on a listening socket makes a blocked accept() return EINVAL (tested in
+  // tests/common/listener_test.cpp), so blocking acceptors see the stop at once.
+  const std::lock_guard lock(listeners_mutex_);
+  for (const int fd : listeners_) ::shutdown(fd, SHUT_RD);
+}
+
+int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server&)) {
+  ServerOptions options = parse_server_options(argc, argv, spec);
+
+  // Signals are taken by this thread only: block them before any thread starts.
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::unique_ptr<Server> server;
+  try {
+    server = std::make_unique<Server>(spec, std::move(options));
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+
+  std::atomic<bool> model_done{false};
+  std::exception_ptr model_error;
+  std::thread model([&] {
+    try {
+      run(*server);
+    } catch (...) {
+      model_error = std::current_exception();
+    }
+    model_done.store(true);
+  });
+
+  bool signalled = false;
+  while (!model_done.load()) {
+    const timespec tick{0, 50'000'000};
+    const int sig = ::sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      signalled = true;
+      server->request_stop();
+      break;
+    }
+  }
+  // The model must finish within the grace period; give it one more second, then report
+  // what was counted anyway rather than hang.
+  const std::int64_t hard_deadline = now_ns() + (std::int64_t{server->options().grace_ms} + 1000) * 1'000'000;
+  while (!model_done.load() && now_ns() < hard_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const bool clean = model_done.load();
+  if (clean) {
+    model.join();
+  } else {
+    model.detach();
+  }
+  if (model_error) {
+    try {
+      std::rethrow_exception(model_error);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      std::fflush(stdout);
+      std::_Exit(2);
+    }
+  }
+
+  nlohmann::json stats = stats_json(server->shared(), server->options().threads);
+  const ServerOptions& o = server->options();
+  stats["model"] = spec.id;
+  stats["pid"] = ::getpid();
+  stats["threads"] = o.threads;
+  stats["accept_semantics"] = spec.accept_semantics;
+  stats["clean_shutdown"] = clean;
+  stats["signalled"] = signalled;
+  stats["config"] = {{"bind", o.bind},
+                     {"backlog", o.backlog > 0 ? o.backlog : somaxconn()},
+                     {"work_us", o.work_us},
+                     {"sleep_us", o.sleep_us},
+                     {"response_bytes", o.response_bytes},
+                     {"read_timeout_ms", o.read_timeout_ms},
+                     {"grace_ms", o.grace_ms},
+                     {"accept_batch", spec.event_loop ? nlohmann::json(o.accept_batch) : nlohmann::json(nullptr)},
+                     {"accept_mutex_delay_ms",
+                      spec.accept_mutex ? nlohmann::json(o.accept_mutex_delay_ms) : nlohmann::json(nullptr)}};
+  const std::string text = stats.dump() + "\n";
+  if (::write(STDOUT_FILENO, text.data(), text.size()) < 0) std::perror("write stats");
+  std::_Exit(0);  // detached or parked threads must not run destructors under us
+}
+
+}  // namespace acceptbench

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http.hpp"
+#include "stats.hpp"
+#include "unique_fd.hpp"
+
+namespace acceptbench {
+
+// What a model is, for the shared main: which flags apply, and how it accepts.
+struct ModelSpec {
+  std::string_view id;
+  bool multi_acceptor = false;   // --threads N applies (N acceptors); otherwise exactly one
+  bool event_loop = false;       // nonblocking epoll loops: --accept-batch applies
+  bool accept_mutex = false;     // --accept-mutex-delay-ms applies
+  std::string_view accept_semantics;  // one line for the stats: how accept is arranged
+};
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 0;
+  int threads = 1;
+  int backlog = 0;  // 0: /proc/sys/net/core/somaxconn
+  std::uint32_t work_us = 0;
+  std::uint32_t sleep_us = 0;
+  std::uint32_t response_bytes = 13;
+  int read_timeout_ms = 5000;  // an idle or stalled connection is closed after this
+  int grace_ms = 2000;         // after SIGTERM: time to finish in-flight requests
+  int accept_batch = 1;        // accepts per listen-fd wakeup; 0 = until EAGAIN
+  int accept_mutex_delay_ms = 500;  // nginx's accept_mutex_delay
+};
+
+// Parses argv into options for `spec`. Prints help and exits 0 on --help; prints the error
+// and exits 2 on a bad or inapplicable flag.
+ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec);
+
+// The state one server run shares between its main thread and its model.
+class Server {
+ public:
+  Server(const ModelSpec& spec, ServerOptions options);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  [[nodiscard]] const ModelSpec& spec() const { return spec_; }
+  [[nodiscard]] const ServerOptions& options() const { return options_; }
+  [[nodiscard]] const http::Responses& responses() const { return responses_; }
+  [[nodiscard]] SharedState& shared() { return *shared_; }
+  [[nodiscard]] AcceptorStats& acceptor(int i) { return shared_->acceptors[static_cast<std::size_t>(i)]; }
+
+  [[nodiscard]] bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
+  // True once stopping and the grace period is over: in-flight work must be dropped.
+  [[nodiscard]] bool past_grace() const;
+  // An eventfd that becomes readable when the stop begins (for epoll sets). Any thread.
+  [[nodiscard]] int stop_event_fd() const { return stop_event_.get(); }
+
+  // A listener made from the options (--bind, --port or `port` when non-zero, --backlog),
+  // registered for the stop. Any thread, before announce_ready().
+  UniqueFd listen(bool reuseport, bool nonblocking, std::uint16_t port = 0);
+
+  // A listen fd that the stop will shutdown(), which wakes a thread blocked in accept().
+  // Any thread, before announce_ready().
+  void register_listener(int fd);
+  // Prints the READY line once all listeners listen. Model thread, once.
+  void announce_ready(std::uint16_t port);
+
+  // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait.
+  void simulate_work() const;
+
+  // Main thread: begins the stop (signal received).
+  void request_stop();
+
+ private:
+  const ModelSpec& spec_;
+  ServerOptions options_;
+  http::Responses responses_;
+  SharedState* shared_;
+  UniqueFd stop_event_;
+  std::mutex listeners_mutex_;
+  std::vector<int> listeners_;
+};
+
+// The shared main of every model binary: options, signals, the model on its own thread,
+// READY, and the stats JSON at exit. `run` is the model; it returns once stopped.
+int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server&));
+
+// Runs body(0) .. body(n-1) on n threads and joins them. The first exception a body throws
+// is rethrown after all have joined.
+void run_threads(int n, const std::function<void(int)>& body);
+
+// Waits until shared().live_workers is 0 or the grace period (plus `slack_ms`) is over.
+void wait_for_workers(Server& server, int slack_ms = 0);
+
+// Monotonic clock in nanoseconds.
+std::int64_t now_ns();
+
+}  // namespace acceptbench

@@ -1,0 +1,63 @@
+// epoll-mutex: N worker threads share one nonblocking listen fd, but only the holder of
+// the accept mutex has it in its epoll set: nginx's accept_mutex. Semantics: trylock +
+// delay. Each loop turn a worker try-locks; the winner adds the listen fd, waits, accepts,
+// then removes the fd and unlocks before it serves its connections; a loser waits at most
+// --accept-mutex-delay-ms (nginx: accept_mutex_delay, 500 ms) before it tries again.
+// Differs from epoll-shared by the mutex: no herd, but the holder keeps winning.
+// Expect: almost no wasted wakeups, two epoll_ctl per turn, uneven spread across workers.
+#include <mutex>
+
+#include "common/model.hpp"
+
+namespace acceptbench {
+
+const ModelSpec kModel{.id = "epoll-mutex",
+                       .multi_acceptor = true,
+                       .event_loop = true,
+                       .accept_mutex = true,
+                       .accept_semantics = "N epoll workers, one shared listen fd, nginx-style accept mutex "
+                                           "(trylock + delay; fd in the holder's epoll set only)"};
+
+namespace {
+
+// Counts how many epoll sets hold the listen fd, and keeps the most ever seen: the test
+// checks it never exceeds 1 (and checks /proc/PID/fdinfo from outside as well).
+void note_in_set(SharedState& shared, int delta) {
+  const int now = shared.listen_in_sets.fetch_add(delta) + delta;
+  int seen = shared.listen_in_sets_max.load();
+  while (now > seen && !shared.listen_in_sets_max.compare_exchange_weak(seen, now)) {
+  }
+}
+
+}  // namespace
+
+void run_model(Server& server) {
+  UniqueFd listener = server.listen(/*reuseport=*/false, /*nonblocking=*/true);
+  std::mutex accept_mutex;
+  server.announce_ready(local_port(listener.get()));
+
+  run_threads(server.options().threads, [&](int id) {
+    EventLoop loop(server, server.acceptor(id));
+    AcceptorStats& stats = loop.stats();
+    const int delay_ms = server.options().accept_mutex_delay_ms;
+    while (!server.stopping()) {
+      const bool holding = accept_mutex.try_lock();
+      if (holding) {
+        AcceptorStats::add(stats.mutex_acquired);
+        loop.watch_listener(listener.get());
+        note_in_set(server.shared(), +1);
+      } else {
+        AcceptorStats::add(stats.mutex_contended);
+      }
+      loop.poll_once(holding ? -1 : delay_ms, [&] {
+        if (!holding) return;
+        note_in_set(server.shared(), -1);
+        loop.unwatch_listener(listener.get());
+        accept_mutex.unlock();
+      });
+    }
+    loop.drain();
+  });
+}
+
+}  // namespace acceptbench
