@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "histogram.hpp"
+
+namespace acceptbench {
+
+// Who closes a connection after its last response. The same for every model in one
+// comparison; recorded in every result.
+enum class ClosePolicy {
+  kClient,  // the client close()s after the last response: TIME_WAIT on the client
+  kServer,  // the last request says "Connection: close"; the client waits for the
+            // server's FIN, then closes: TIME_WAIT on the server (wrk -H 'Connection: close')
+  kReset,   // SO_LINGER 0 then close(): an RST, no TIME_WAIT anywhere
+};
+const char* to_string(ClosePolicy p);
+ClosePolicy close_policy_from_string(const std::string& s);  // throws std::invalid_argument
+
+struct LoadConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  int threads = 1;
+  int connections = 1;        // closed loop: connections in flight (over all threads)
+  double rate = 0;            // > 0: open loop, new connections per second (over all threads)
+  int requests_per_conn = 1;  // K; 1 measures the connection rate itself
+  double duration_s = 5;      // measured window
+  double warmup_s = 0;        // before it, not recorded
+  std::uint64_t count = 0;    // > 0: stop once this many connections were measured
+  ClosePolicy close = ClosePolicy::kClient;
+  std::string path = "/";
+  int timeout_ms = 5000;        // a connection without progress this long is a timeout
+  int max_in_flight = 20'000;   // open loop: a start beyond this is dropped and counted
+  bool spread_sources = true;   // on loopback: source addresses over 127.0.0.0/8
+  std::vector<int> cpus;        // client threads pinned round-robin to these; empty: none
+  int timeseries_ms = 100;
+};
+
+// Validates; throws std::invalid_argument with a message naming the bad field.
+void validate(const LoadConfig& c);
+nlohmann::json to_json(const LoadConfig& c);
+
+enum class ErrorKind {
+  kRefused, kReset, kTimeout, kNoAddress, kTooManyFiles, kShortResponse, kBadResponse, kOther, kCount
+};
+const char* to_string(ErrorKind k);
+
+struct ThreadCpu {
+  double cpu_s = 0;        // CLOCK_THREAD_CPUTIME_ID over the measured window
+  double utilization = 0;  // cpu_s / window
+};
+
+struct LoadResult {
+  LoadConfig config;
+  double window_s = 0;  // measured window actually run
+  std::uint64_t connections = 0;  // measured connections that completed every request
+  std::uint64_t requests = 0;
+  std::uint64_t started = 0;      // measured connection starts (open loop: scheduled)
+  std::uint64_t late_starts = 0;  // open loop: started more than 1 ms after the schedule
+  std::uint64_t dropped_starts = 0;  // open loop: not started (max_in_flight reached)
+  std::uint64_t unfinished = 0;   // still in flight when the window closed
+  std::array<std::uint64_t, static_cast<std::size_t>(ErrorKind::kCount)> errors{};
+  Histogram connect, ttfb, total, total_uncorrected;
+  std::vector<std::uint64_t> timeseries;  // measured completions per interval
+  std::vector<ThreadCpu> cpu;
+  std::uint64_t source_addresses = 0;
+
+  [[nodiscard]] std::uint64_t error_total() const;
+  [[nodiscard]] double conn_per_s() const { return window_s > 0 ? static_cast<double>(connections) / window_s : 0; }
+  [[nodiscard]] double max_thread_utilization() const;
+  [[nodiscard]] nlohmann::json to_json() const;
+  // Merges results of clients that ran side by side (hosts or processes): counts add,
+  // histograms merge exactly, the window is the longest.
+  void merge(const LoadResult& other);
+  static LoadResult from_json(const nlohmann::json& j);
+};
+
+// Runs one load. `progress`, if set, is called about once a second from the calling
+// thread with the seconds elapsed and connections completed so far. Throws
+// std::invalid_argument on a bad config and std::system_error on setup failures.
+LoadResult run_load(const LoadConfig& config, const std::function<void(double, std::uint64_t)>& progress = {});
+
+// A short human summary (fmt), several lines.
+std::string summarize(const LoadResult& r);
+
+}  // namespace acceptbench

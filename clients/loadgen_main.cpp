@@ -1,0 +1,117 @@
+// loadgen: the acceptbench load client. See clients/README.md.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "loadgen.hpp"
+
+namespace po = boost::program_options;
+using namespace acceptbench;
+
+namespace {
+
+[[noreturn]] void usage_error(const std::string& m) {
+  fmt::print(stderr, "loadgen: error: {}\n(run with --help for the flags)\n", m);
+  std::exit(2);
+}
+
+std::vector<int> parse_cpus(const std::string& s) {
+  std::vector<int> cpus;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    const std::size_t comma = s.find(',', pos);
+    const std::string part = s.substr(pos, comma - pos);
+    const std::size_t dash = part.find('-');
+    try {
+      const int lo = std::stoi(part.substr(0, dash));
+      const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+      for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("cpu list '" + s + "': expected e.g. 0 or 0-1 or 0,2");
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return cpus;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  LoadConfig c;
+  std::string target, close = "client", json_file, cpus;
+  bool quiet = false, no_spread = false;
+  po::options_description desc(
+      "loadgen: a multithreaded HTTP/1.1 load client measuring connections per second,\n"
+      "latency (connect, first byte, total) and errors by kind.\n\n"
+      "Usage: loadgen --target HOST:PORT [options]\n\nOptions");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "print this help and exit")
+    ("target", po::value(&target)->required(), "HOST:PORT to load (IPv4)")
+    ("threads", po::value(&c.threads)->default_value(1), "client threads, each its own epoll loop")
+    ("connections", po::value(&c.connections)->default_value(1), "closed loop: connections in flight")
+    ("rate", po::value(&c.rate)->default_value(0), "open loop: new connections per second (0 = closed loop)")
+    ("requests-per-conn", po::value(&c.requests_per_conn)->default_value(1), "requests on each connection")
+    ("duration", po::value(&c.duration_s)->default_value(5), "measured seconds")
+    ("warmup", po::value(&c.warmup_s)->default_value(0), "seconds before the measurement, not recorded")
+    ("count", po::value(&c.count)->default_value(0), "stop after this many measured connections (0: no limit)")
+    ("close", po::value(&close)->default_value(close), "who closes: client, server (Connection: close), rst (SO_LINGER 0)")
+    ("path", po::value(&c.path)->default_value(c.path), "request path")
+    ("timeout-ms", po::value(&c.timeout_ms)->default_value(c.timeout_ms), "a connection without progress this long fails")
+    ("max-in-flight", po::value(&c.max_in_flight)->default_value(c.max_in_flight), "open loop: cap on connections in flight")
+    ("cpus", po::value(&cpus), "pin client threads round-robin to these CPUs, e.g. 0 or 0-1")
+    ("no-spread", po::bool_switch(&no_spread), "loopback: do not spread source addresses over 127.0.0.0/8")
+    ("json", po::value(&json_file), "write the full result (raw histogram buckets included) to this file")
+    ("quiet,q", po::bool_switch(&quiet), "no progress line");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    po::notify(vm);
+    const std::size_t colon = target.rfind(':');
+    if (colon == std::string::npos) throw std::invalid_argument("--target must be HOST:PORT");
+    c.host = target.substr(0, colon);
+    const int port = std::stoi(target.substr(colon + 1));
+    if (port < 1 || port > 65535) throw std::invalid_argument("--target port must be 1..65535");
+    c.port = static_cast<std::uint16_t>(port);
+    c.close = close_policy_from_string(close);
+    c.spread_sources = !no_spread;
+    if (!cpus.empty()) c.cpus = parse_cpus(cpus);
+    if (vm["connections"].defaulted() && c.rate == 0) c.connections = c.threads;
+    validate(c);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  } catch (const std::exception& e) {
+    usage_error(e.what());
+  }
+
+  try {
+    auto progress = [&](double t, std::uint64_t done) {
+      if (!quiet) fmt::print(stderr, "\r  {:5.1f} s  {} connections measured   ", t, done);
+    };
+    const LoadResult r = run_load(c, progress);
+    if (!quiet) fmt::print(stderr, "\n");
+    if (!json_file.empty()) {
+      const std::string tmp = json_file + ".tmp";
+      {
+        std::ofstream out(tmp);
+        out << r.to_json().dump(1) << "\n";
+        if (!out) throw std::runtime_error("cannot write " + tmp);
+      }
+      if (std::rename(tmp.c_str(), json_file.c_str()) != 0) throw std::runtime_error("cannot rename to " + json_file);
+    }
+    fmt::print("{}", summarize(r));
+    return r.connections > 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "loadgen: error: {}\n", e.what());
+    return 1;
+  }
+}
