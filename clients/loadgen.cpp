@@ -106,6 +106,12 @@ class Worker {
       ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
     }
     std::int64_t now = mono_ns();
+    if (now < t0_) {  // every thread starts at the same moment
+      const std::int64_t wait = t0_ - now;
+      const timespec ts{static_cast<time_t>(wait / 1'000'000'000), static_cast<long>(wait % 1'000'000'000)};
+      ::nanosleep(&ts, nullptr);
+      now = mono_ns();
+    }
     if (rate_ <= 0) {
       for (std::size_t i = 0; i < slots_.size(); ++i) start_next(now);
     }
