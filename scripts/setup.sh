@@ -8,7 +8,7 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-math-dev
   libfmt-dev nlohmann-json3-dev libbenchmark-dev libgtest-dev googletest
   liburing-dev
-  python3 python3-matplotlib
+  python3 python3-matplotlib python3-jsonschema
   wrk apache2-utils nghttp2-client curl iproute2 procps
 )
 

@@ -1,0 +1,542 @@
+// acceptbench: runs the models under the load client, repeats, collects evidence, writes
+// results JSON, and compares runs. `acceptbench --help` lists the subcommands.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "compare.hpp"
+#include "env.hpp"
+#include "matrix.hpp"
+#include "results.hpp"
+#include "runner.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace acceptbench;
+
+namespace {
+
+constexpr const char* kUsage =
+    "acceptbench: compares the ways a Linux TCP server can accept connections.\n\n"
+    "Usage: acceptbench <command> [options]   (acceptbench <command> --help for its options)\n\n"
+    "Commands:\n"
+    "  run      one configuration x R repetitions\n"
+    "  sweep    a matrix of configurations (--preset default|quick, --config FILE, flags)\n"
+    "  compare  BASE NEW: per configuration, median ratios and a Mann-Whitney U test; exit 1 on a regression\n"
+    "  ab       two builds (or binaries) run interleaved A B A B in one job, then compared\n"
+    "  merge    loadgen JSON results of several clients merged into one (histograms exactly)\n";
+
+[[noreturn]] void usage_error(const std::string& m) {
+  fmt::print(stderr, "acceptbench: error: {}\n", m);
+  std::exit(2);
+}
+
+std::string self_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : exe.parent_path().string();
+}
+
+template <typename T>
+std::vector<T> parse_list(const std::string& s, const char* flag) {
+  std::vector<T> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    const std::size_t comma = s.find(',', pos);
+    const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    try {
+      std::size_t used = 0;
+      if constexpr (std::is_same_v<T, int>) {
+        out.push_back(std::stoi(item, &used));
+      } else if constexpr (std::is_same_v<T, double>) {
+        out.push_back(std::stod(item, &used));
+      } else {
+        out.push_back(item);
+        used = item.size();
+      }
+      if (used != item.size() || item.empty()) throw std::invalid_argument("junk");
+    } catch (const std::exception&) {
+      usage_error(fmt::format("--{}: '{}' is not a valid list item", flag, item));
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+std::vector<int> parse_cpus(const std::string& s, const char* flag) {
+  std::vector<int> cpus;
+  for (const auto& part : parse_list<std::string>(s, flag)) {
+    const std::size_t dash = part.find('-');
+    try {
+      const int lo = std::stoi(part.substr(0, dash));
+      const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+      for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+    } catch (const std::exception&) {
+      usage_error(fmt::format("--{}: '{}' is not a CPU list (e.g. 0 or 0-1 or 0,2)", flag, s));
+    }
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int c : cpus)
+    if (c < 0 || c >= cores) usage_error(fmt::format("--{}: CPU {} does not exist here (0..{})", flag, c, cores - 1));
+  return cpus;
+}
+
+struct MatrixFlags {
+  std::string preset, config, models, server_threads, workloads, connections, keepalive_connections, rates, close,
+      server_cpus, client_cpus, server_args;
+  double duration = 0, warmup = -1;
+  int repetitions = 0, keepalive_requests = 0, client_threads = 0;
+  long work_us = -1, sleep_us = -1, response_bytes = -1;
+
+  void add_to(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+      ("preset", po::value(&preset), "start from harness/presets/NAME.json: default or quick")
+      ("config", po::value(&config), "start from a matrix JSON file (same fields as the presets)")
+      ("models", po::value(&models), "comma list of model ids, or 'all'")
+      ("model", po::value(&models), "alias of --models")
+      ("server-threads", po::value(&server_threads), "comma list, e.g. 1,2,4 (multi-acceptor models)")
+      ("workloads", po::value(&workloads), "comma list of conn, keepalive, cost")
+      ("connections", po::value(&connections), "conn workload: connections in flight, comma list")
+      ("keepalive-connections", po::value(&keepalive_connections), "keepalive workload: connections, comma list")
+      ("keepalive-requests", po::value(&keepalive_requests), "keepalive workload: requests per connection")
+      ("rates", po::value(&rates), "cost workload: offered new connections per second, comma list")
+      ("duration", po::value(&duration), "measured seconds per repetition")
+      ("warmup", po::value(&warmup), "warm-up seconds per repetition")
+      ("repetitions", po::value(&repetitions), "repetitions per configuration")
+      ("work-us", po::value(&work_us), "server CPU spin per request")
+      ("sleep-us", po::value(&sleep_us), "server blocking wait per request")
+      ("response-bytes", po::value(&response_bytes), "response body size")
+      ("close", po::value(&close), "who closes: client, server, rst")
+      ("client-threads", po::value(&client_threads), "load client threads (default: one per client CPU)")
+      ("server-cpus", po::value(&server_cpus), "CPUs for the server (default: the upper half)")
+      ("client-cpus", po::value(&client_cpus), "CPUs for the client (default: the lower half)")
+      ("server-args", po::value(&server_args), "extra server flags, comma list, e.g. --accept-batch,0");
+    // clang-format on
+  }
+
+  MatrixSpec build(const std::string& presets_dir, const std::string& default_preset) const {
+    MatrixSpec spec;
+    auto apply_file = [&](const std::string& path) {
+      std::ifstream in(path);
+      if (!in) usage_error("cannot read matrix config '" + path + "'");
+      try {
+        spec.apply(nlohmann::json::parse(in));
+      } catch (const nlohmann::json::exception& e) {
+        usage_error("'" + path + "' is not valid JSON: " + e.what());
+      } catch (const std::invalid_argument& e) {
+        usage_error(path + ": " + e.what());
+      }
+    };
+    const std::string p = preset.empty() ? default_preset : preset;
+    if (!p.empty()) {
+      if (p != "default" && p != "quick") usage_error("--preset must be default or quick");
+      apply_file(presets_dir + "/" + p + ".json");
+    }
+    if (!config.empty()) apply_file(config);
+    if (!models.empty()) spec.models = models == "all" ? std::vector<std::string>{} : parse_list<std::string>(models, "models");
+    if (!server_threads.empty()) spec.server_threads = parse_list<int>(server_threads, "server-threads");
+    if (!workloads.empty()) spec.workloads = parse_list<std::string>(workloads, "workloads");
+    if (!connections.empty()) spec.connections = parse_list<int>(connections, "connections");
+    if (!keepalive_connections.empty()) spec.keepalive_connections = parse_list<int>(keepalive_connections, "keepalive-connections");
+    if (!rates.empty()) spec.rates = parse_list<double>(rates, "rates");
+    if (keepalive_requests) spec.keepalive_requests = keepalive_requests;
+    if (duration) spec.duration_s = duration;
+    if (warmup >= 0) spec.warmup_s = warmup;
+    if (repetitions) spec.repetitions = repetitions;
+    auto u32 = [](long v, const char* flag) {
+      if (v < 0 || v > 100'000'000) usage_error(fmt::format("--{} out of range", flag));
+      return static_cast<std::uint32_t>(v);
+    };
+    if (work_us != -1) spec.work_us = u32(work_us, "work-us");
+    if (sleep_us != -1) spec.sleep_us = u32(sleep_us, "sleep-us");
+    if (response_bytes != -1) spec.response_bytes = u32(response_bytes, "response-bytes");
+    if (!close.empty()) spec.close = close;
+    if (client_threads) spec.client_threads = client_threads;
+    if (!server_cpus.empty()) spec.server_cpus = parse_cpus(server_cpus, "server-cpus");
+    if (!client_cpus.empty()) spec.client_cpus = parse_cpus(client_cpus, "client-cpus");
+    if (!server_args.empty()) spec.server_args = parse_list<std::string>(server_args, "server-args");
+    try {
+      spec.fill_default_placement();
+    } catch (const std::invalid_argument& e) {
+      usage_error(e.what());
+    }
+    return spec;
+  }
+};
+
+std::string git_short_rev() {
+  std::string rev = ACCEPTBENCH_GIT_REVISION;
+  return rev.substr(0, 8);
+}
+
+std::string new_run_id() {
+  return fmt::format("{:%Y%m%d-%H%M%S}-{}", fmt::gmtime(std::time(nullptr)), git_short_rev());
+}
+
+std::string fmt_duration(double s) {
+  const auto total = static_cast<long>(std::max(0.0, s));
+  return total >= 60 ? fmt::format("{}m{:02}s", total / 60, total % 60) : fmt::format("{}s", total);
+}
+
+// The summary table printed after a run or sweep, with the honest reading of it.
+void print_summary(const nlohmann::json& doc) {
+  fmt::print("\n{:<16} {:<10} {:>3} {:>12} {:>9} {:>20} {:>10} {:>9} {:>7} {:>6}  {}\n", "model", "workload", "thr",
+             "load", "conn/s", "95% CI", "p99 us", "cpu us/c", "wasted", "jain", "status");
+  bool any_saturated = false;
+  for (const auto& c : doc["configs"]) {
+    const auto& cfg = c["config"];
+    const std::string load = cfg["mode"] == "open" ? fmt::format("{:.0f}/s", cfg["rate"].get<double>())
+                                                   : fmt::format("c={} k={}", cfg["connections"].get<int>(),
+                                                                 cfg["requests_per_conn"].get<int>());
+    if (c["summary"].is_null()) {
+      fmt::print("{:<16} {:<10} {:>3} {:>12}  FAILED: {}\n", cfg["model"].get<std::string>(),
+                 cfg["workload"].get<std::string>(), cfg["server_threads"].get<int>(), load,
+                 c.value("reason", "").substr(0, 100));
+      continue;
+    }
+    const auto& s = c["summary"];
+    const bool sat = s["client_saturated"].get<bool>();
+    any_saturated = any_saturated || sat;
+    std::string status = c["status"].get<std::string>();
+    if (sat) status += " (client saturated)";
+    if (!s["crosscheck_within_1pct"].get<bool>()) status += fmt::format(" (crosscheck {:.1f}%)", 100 * s["crosscheck_max_deviation"].get<double>());
+    fmt::print("{:<16} {:<10} {:>3} {:>12} {:>9.0f} {:>20} {:>10.1f} {:>9.1f} {:>7.3f} {:>6.3f}  {}\n",
+               cfg["model"].get<std::string>(), cfg["workload"].get<std::string>(), cfg["server_threads"].get<int>(), load,
+               s["conn_per_s"]["median"].get<double>(),
+               fmt::format("[{:.0f}, {:.0f}]", s["conn_per_s"]["ci_low"].get<double>(), s["conn_per_s"]["ci_high"].get<double>()),
+               s["latency_us"]["total"]["p99"].get<double>(), s["server_cpu_us_per_conn"]["median"].get<double>(),
+               s["accept"]["wasted_wakeups_per_accept"].get<double>(), s["fairness"]["jain_index"].get<double>(), status);
+  }
+  fmt::print(
+      "\nHow to read this: medians over repetitions; the CI is distribution-free (order statistics, its coverage is in "
+      "the JSON).\nRank models by the cost workload (open loop at a fixed offered rate): server CPU us per connection "
+      "and latency.\n{}",
+      any_saturated ? "Closed-loop conn/s marked 'client saturated' measure the load client's limit, not the server's: "
+                      "on loopback the client pays about twice the server's CPU per connection.\n"
+                    : "");
+}
+
+struct SweepRun {
+  std::vector<RunConfig> configs;
+  std::vector<ModelInfo> catalog;
+  std::string bin_dir;
+};
+
+// Runs configurations into `file`, skipping finished ones when resuming. Progress on stderr.
+void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume) {
+  const bool tty = ::isatty(STDERR_FILENO);
+  const auto t0 = std::chrono::steady_clock::now();
+  int reps_total = 0, reps_done = 0;
+  for (const auto& c : sweep.configs) reps_total += c.repetitions;
+  double est_rep_s = 0;
+  std::size_t index = 0;
+  for (const auto& c : sweep.configs) {
+    ++index;
+    if (resume && file.has_ok(c.key())) {
+      reps_total -= c.repetitions;
+      fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", index, sweep.configs.size(), c.key());
+      continue;
+    }
+    RunnerOptions o;
+    o.server_binary = sweep.bin_dir + "/" + c.model;
+    o.multi_acceptor = find_model(sweep.catalog, c.model)->multi_acceptor;
+    const nlohmann::json result = run_config(c, o, [&](int rep) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double per_rep = reps_done ? elapsed / reps_done : c.duration_s + c.warmup_s + 0.5;
+      est_rep_s = per_rep;
+      const std::string line = fmt::format("[{:>3}/{}] {:<16} {:<9} t={} {} rep {}/{}  elapsed {}  ETA {}", index,
+                                           sweep.configs.size(), c.model, c.workload, c.server_threads,
+                                           c.rate > 0 ? fmt::format("{:.0f}/s", c.rate) : fmt::format("c={}", c.connections),
+                                           rep + 1, c.repetitions, fmt_duration(elapsed),
+                                           fmt_duration(per_rep * (reps_total - reps_done)));
+      fmt::print(stderr, fmt::runtime(tty ? "\r{:<110}" : "{}\n"), line);
+      ++reps_done;
+    });
+    (void)est_rep_s;
+    file.put(result);
+    if (result["status"] != "ok") {
+      fmt::print(stderr, "{}[{:>3}/{}] {} FAILED: {}\n", tty ? "\n" : "", index, sweep.configs.size(), c.key(),
+                 result.value("reason", ""));
+    }
+  }
+  if (tty) fmt::print(stderr, "\n");
+}
+
+nlohmann::json ranking_notes() {
+  return {"Medians over repetitions; 95% intervals of the median are distribution-free (order statistics), with their "
+          "actual coverage.",
+          "Peak view (workloads conn and keepalive, closed loop): maximum conn/s. On loopback the client pays about twice "
+          "the server's CPU per connection, so a configuration flagged client_saturated measures the client, not the "
+          "server.",
+          "Cost view (workload cost, open loop at fixed offered rates below the client's limit): rank models by server "
+          "CPU microseconds per connection and by latency; this view ranks them truly even on a small machine."};
+}
+
+int cmd_sweep(int argc, char** argv, bool single) {
+  MatrixFlags mf;
+  std::string out, bin_dir = self_dir();
+  bool resume = false;
+  po::options_description d(single ? "acceptbench run: one configuration x R repetitions.\n\nOptions"
+                                   : "acceptbench sweep: a matrix of configurations.\n\nOptions");
+  d.add_options()("help,h", "print this help")("out", po::value(&out), "results file (default results/<run-id>/results.json)")(
+      "bin-dir", po::value(&bin_dir)->default_value(bin_dir), "where the model binaries and models.json are");
+  if (!single) d.add_options()("resume", po::bool_switch(&resume), "continue an existing --out file, skipping finished configurations");
+  mf.add_to(d);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (resume && out.empty()) usage_error("--resume needs --out FILE");
+  SweepRun sweep;
+  sweep.bin_dir = bin_dir;
+  try {
+    sweep.catalog = load_models(bin_dir);
+    const std::string presets = fs::exists(bin_dir + "/presets") ? bin_dir + "/presets" : ACCEPTBENCH_SOURCE_DIR "/harness/presets";
+    MatrixSpec spec = mf.build(presets, single ? "" : "quick");
+    if (single && spec.workloads.size() == 1 && mf.workloads.empty()) spec.workloads = {"conn"};
+    sweep.configs = spec.expand(sweep.catalog);
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  }
+  if (sweep.configs.empty()) usage_error("the matrix is empty");
+  if (single && sweep.configs.size() != 1) {
+    usage_error(fmt::format("run takes one configuration, these flags make {}; use sweep", sweep.configs.size()));
+  }
+  const std::string run_id = new_run_id();
+  if (out.empty()) out = "results/" + run_id + "/results.json";
+  try {
+    ResultsFile file(out, collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus), run_id, resume);
+    file.set("notes", ranking_notes());
+    fmt::print(stderr, "acceptbench: {} configurations -> {}\n", sweep.configs.size(), out);
+    run_matrix(sweep, file, resume);
+    print_summary(file.doc());
+    fmt::print("\nresults: {}\n", out);
+    int failed = 0;
+    for (const auto& c : file.doc()["configs"]) failed += c["status"] != "ok";
+    if (failed) fmt::print(stderr, "acceptbench: {} configurations failed (see their reason in the JSON)\n", failed);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "acceptbench: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+int cmd_compare(int argc, char** argv) {
+  std::string base, next, markdown, json_out;
+  CompareOptions o;
+  po::options_description d(
+      "acceptbench compare BASE NEW: per configuration, the median ratio of conn/s, server CPU per connection and p99\n"
+      "latency, with a two-sided Mann-Whitney U test over repetitions. Exit 0: no regression; 1: a regression; 2: bad "
+      "input.\n\nOptions");
+  d.add_options()("help,h", "print this help")("base", po::value(&base), "baseline results JSON")(
+      "new", po::value(&next), "new results JSON")("threshold", po::value(&o.threshold)->default_value(o.threshold),
+                                                   "relative change of conn/s or CPU/conn that counts")(
+      "latency-threshold", po::value(&o.latency_threshold)->default_value(o.latency_threshold), "the same for p99 latency")(
+      "alpha", po::value(&o.alpha)->default_value(o.alpha), "significance level")(
+      "markdown", po::value(&markdown), "write a Markdown summary here")("json", po::value(&json_out), "write the rows as JSON here");
+  po::positional_options_description pos;
+  pos.add("base", 1).add("new", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (base.empty() || next.empty()) usage_error("compare needs BASE and NEW results files");
+  if (!(o.threshold > 0 && o.threshold < 1) || !(o.alpha > 0 && o.alpha < 1)) usage_error("threshold and alpha must be in (0, 1)");
+  try {
+    const CompareReport r = compare_results(load_results(base), load_results(next), o);
+    fmt::print("{}", r.table);
+    if (!markdown.empty()) write_file_atomically(markdown, r.markdown);
+    if (!json_out.empty()) write_file_atomically(json_out, nlohmann::json{{"rows", r.rows}, {"regressions", r.regressions}}.dump(1));
+    return r.regressions > 0 ? 1 : 0;
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  }
+}
+
+int cmd_ab(int argc, char** argv) {
+  MatrixFlags mf;
+  std::string a, b, out;
+  int rounds = 5;
+  CompareOptions o;
+  po::options_description d(
+      "acceptbench ab: runs two builds (build folders holding bin/) or two binaries of one model interleaved,\n"
+      "A B then B A, round after round, in one job, then compares them. The way a CI job on a noisy shared machine\n"
+      "should gate a merge. Exit codes as compare.\n\nOptions");
+  d.add_options()("help,h", "print this help")("a", po::value(&a), "A: a build folder, or a model binary")(
+      "b", po::value(&b), "B: a build folder, or a model binary")("rounds", po::value(&rounds)->default_value(rounds),
+                                                                 "repetitions of each side")(
+      "out", po::value(&out), "folder for A.json, B.json and compare.md (default results/ab-<run-id>)")(
+      "threshold", po::value(&o.threshold)->default_value(o.threshold), "as in compare")(
+      "alpha", po::value(&o.alpha)->default_value(o.alpha), "as in compare");
+  mf.add_to(d);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (a.empty() || b.empty()) usage_error("ab needs --a and --b");
+  if (rounds < 2) usage_error("--rounds must be >= 2");
+  auto side_bin = [](const std::string& p, const std::string& model) -> std::string {
+    if (fs::is_directory(p)) return fs::exists(p + "/bin/" + model) ? p + "/bin/" + model : p + "/" + model;
+    return p;
+  };
+  const bool binaries = fs::is_regular_file(a) && fs::is_regular_file(b);
+  if (!binaries && (!fs::is_directory(a) || !fs::is_directory(b))) usage_error("--a and --b must both be build folders or both be binaries");
+  std::vector<RunConfig> configs;
+  std::vector<ModelInfo> catalog;
+  try {
+    catalog = load_models(self_dir());
+    if (binaries && mf.models.empty()) mf.models = fs::path(a).filename().string();
+    MatrixSpec spec = mf.build(ACCEPTBENCH_SOURCE_DIR "/harness/presets", "");
+    spec.repetitions = 1;
+    configs = spec.expand(catalog);
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  }
+  if (configs.empty()) usage_error("the matrix is empty");
+  for (const auto& c : configs)
+    for (const auto& side : {a, b})
+      if (!fs::exists(side_bin(side, c.model))) usage_error("no binary " + side_bin(side, c.model));
+  if (out.empty()) out = "results/ab-" + new_run_id();
+  const nlohmann::json env = collect_env(configs[0].server_cpus, configs[0].client_cpus);
+  ResultsFile fa(out + "/A.json", env, "A", false), fb(out + "/B.json", env, "B", false);
+  fa.set("side", a);
+  fb.set("side", b);
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::size_t index = 0;
+  for (const auto& c0 : configs) {
+    ++index;
+    RunConfig c = c0;
+    c.repetitions = rounds;
+    nlohmann::json reps_a = nlohmann::json::array(), reps_b = nlohmann::json::array();
+    for (int round = 0; round < rounds; ++round) {
+      for (int k = 0; k < 2; ++k) {
+        const bool run_a = (round % 2 == 0) == (k == 0);  // A B, then B A
+        RunnerOptions ro;
+        ro.server_binary = side_bin(run_a ? a : b, c.model);
+        ro.multi_acceptor = find_model(catalog, c.model) ? find_model(catalog, c.model)->multi_acceptor : c.server_threads > 1;
+        fmt::print(stderr, fmt::runtime(tty ? "\r{:<100}" : "{}\n"),
+                   fmt::format("[{}/{}] {} round {}/{} side {}", index, configs.size(), c.key(), round + 1, rounds, run_a ? "A" : "B"));
+        (run_a ? reps_a : reps_b).push_back(run_repetition(c, ro));
+      }
+    }
+    for (auto [file, reps] : {std::pair{&fa, &reps_a}, std::pair{&fb, &reps_b}}) {
+      nlohmann::json result = summarize_config(c, *reps);
+      result["config"] = c.to_json();
+      result["repetitions"] = *reps;
+      file->put(result);
+    }
+  }
+  if (tty) fmt::print(stderr, "\n");
+  try {
+    const CompareReport r = compare_results(fa.doc(), fb.doc(), o, "A", "B");
+    fmt::print("{}", r.table);
+    write_file_atomically(out + "/compare.md", r.markdown);
+    fmt::print("A: {}\nB: {}\nsummary: {}\n", fa.path(), fb.path(), out + "/compare.md");
+    return r.regressions > 0 ? 1 : 0;
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "acceptbench: {}\n", e.what());
+    return 2;
+  }
+}
+
+int cmd_merge(int argc, char** argv) {
+  std::vector<std::string> inputs;
+  std::string out;
+  po::options_description d(
+      "acceptbench merge FILE...: merges loadgen --json results of clients that ran side by side (several hosts)\n"
+      "into one: counts add, histograms merge exactly from their raw buckets.\n\nOptions");
+  d.add_options()("help,h", "print this help")("out", po::value(&out), "merged JSON (default: stdout)")(
+      "inputs", po::value(&inputs)->multitoken(), "loadgen JSON files");
+  po::positional_options_description pos;
+  pos.add("inputs", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (inputs.size() < 2) usage_error("merge needs at least two loadgen JSON files");
+  LoadResult merged;
+  bool first = true;
+  for (const auto& path : inputs) {
+    std::ifstream in(path);
+    if (!in) usage_error("cannot read '" + path + "'");
+    try {
+      const LoadResult r = LoadResult::from_json(nlohmann::json::parse(in));
+      if (first) {
+        merged = r;
+        first = false;
+      } else {
+        merged.merge(r);
+      }
+    } catch (const std::exception& e) {
+      usage_error(path + ": " + e.what());
+    }
+  }
+  nlohmann::json j = merged.to_json();
+  j["merged_from"] = inputs;
+  if (out.empty()) {
+    fmt::print("{}\n", j.dump(1));
+  } else {
+    write_file_atomically(out, j.dump(1) + "\n");
+    fmt::print(stderr, "{}", summarize(merged));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    fmt::print(argc < 2 ? stderr : stdout, "{}", kUsage);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  // Each subcommand parses argv[1..]: its own name stands where a program name would.
+  if (cmd == "run") return cmd_sweep(argc - 1, argv + 1, true);
+  if (cmd == "sweep") return cmd_sweep(argc - 1, argv + 1, false);
+  if (cmd == "compare") return cmd_compare(argc - 1, argv + 1);
+  if (cmd == "ab") return cmd_ab(argc - 1, argv + 1);
+  if (cmd == "merge") return cmd_merge(argc - 1, argv + 1);
+  fmt::print(stderr, "acceptbench: error: unknown command '{}'\n\n{}", cmd, kUsage);
+  return 2;
+}

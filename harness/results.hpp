@@ -1,0 +1,39 @@
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace acceptbench {
+
+inline constexpr const char* kResultsSchema = "acceptbench/1";
+
+// A results file being written by a sweep: every finished configuration is written at
+// once, atomically (a temporary file, fsync, rename), so a crash or a kill loses only the
+// configuration in progress and the file is always valid JSON.
+class ResultsFile {
+ public:
+  // Starts a new document, or with `resume` continues an existing one (its env is kept).
+  ResultsFile(std::string path, nlohmann::json env, const std::string& run_id, bool resume);
+
+  [[nodiscard]] bool has_ok(const std::string& key) const;
+  // Adds or replaces the configuration with the same key, then writes the file.
+  void put(const nlohmann::json& config_result);
+  void set(const std::string& field, nlohmann::json value);  // a top-level field
+  [[nodiscard]] const nlohmann::json& doc() const { return doc_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  void write() const;
+
+ private:
+  std::string path_;
+  nlohmann::json doc_;
+};
+
+// Reads and checks a results file; throws std::invalid_argument with a clear message if it
+// is missing, not JSON, or not acceptbench/1.
+nlohmann::json load_results(const std::string& path);
+
+// Writes text to path atomically.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace acceptbench

@@ -1,0 +1,327 @@
+#include "runner.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "kernel.hpp"
+#include "process.hpp"
+#include "stats_math.hpp"
+
+namespace acceptbench {
+
+std::string RunConfig::key() const {
+  std::string load = rate > 0 ? fmt::format("rate{}", rate) : fmt::format("c{}", connections);
+  std::string k = fmt::format("{}|{}|t{}|{}|k{}|w{}|s{}|b{}|{}|ct{}", model, workload, server_threads, load,
+                              requests_per_conn, work_us, sleep_us, response_bytes, to_string(close), client_threads);
+  for (const auto& a : server_args) k += "|" + a;
+  return k;
+}
+
+nlohmann::json RunConfig::to_json() const {
+  return {{"model", model},
+          {"workload", workload},
+          {"server_threads", server_threads},
+          {"client_threads", client_threads},
+          {"mode", rate > 0 ? "open" : "closed"},
+          {"connections", rate > 0 ? nlohmann::json(nullptr) : nlohmann::json(connections)},
+          {"rate", rate > 0 ? nlohmann::json(rate) : nlohmann::json(nullptr)},
+          {"requests_per_conn", requests_per_conn},
+          {"work_us", work_us},
+          {"sleep_us", sleep_us},
+          {"response_bytes", response_bytes},
+          {"duration_s", duration_s},
+          {"warmup_s", warmup_s},
+          {"repetitions", repetitions},
+          {"close", to_string(close)},
+          {"server_cpus", server_cpus},
+          {"client_cpus", client_cpus},
+          {"server_args", server_args},
+          {"key", key()}};
+}
+
+RunConfig RunConfig::from_json(const nlohmann::json& j) {
+  try {
+    RunConfig c;
+    c.model = j.at("model");
+    c.workload = j.at("workload");
+    c.server_threads = j.at("server_threads");
+    c.client_threads = j.at("client_threads");
+    if (!j.at("connections").is_null()) c.connections = j.at("connections");
+    if (!j.at("rate").is_null()) c.rate = j.at("rate");
+    c.requests_per_conn = j.at("requests_per_conn");
+    c.work_us = j.at("work_us");
+    c.sleep_us = j.at("sleep_us");
+    c.response_bytes = j.at("response_bytes");
+    c.duration_s = j.at("duration_s");
+    c.warmup_s = j.at("warmup_s");
+    c.repetitions = j.at("repetitions");
+    c.close = close_policy_from_string(j.at("close"));
+    c.server_cpus = j.at("server_cpus").get<std::vector<int>>();
+    c.client_cpus = j.at("client_cpus").get<std::vector<int>>();
+    c.server_args = j.value("server_args", std::vector<std::string>{});
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("malformed config: ") + e.what());
+  }
+}
+
+namespace {
+
+nlohmann::json proc_delta(const ProcSample& a, const ProcSample& b) {
+  const double user = (b.user_s - a.user_s) + (b.children_user_s - a.children_user_s);
+  const double sys = (b.system_s - a.system_s) + (b.children_system_s - a.children_system_s);
+  return {{"cpu_user_s", user},
+          {"cpu_system_s", sys},
+          {"cpu_children_s", (b.children_user_s - a.children_user_s) + (b.children_system_s - a.children_system_s)},
+          {"voluntary_ctxt", b.voluntary_ctxt - a.voluntary_ctxt},
+          {"involuntary_ctxt", b.involuntary_ctxt - a.involuntary_ctxt},
+          {"peak_rss_kb", b.peak_rss_kb},
+          {"threads", b.threads},
+          {"open_fds", b.open_fds}};
+}
+
+nlohmann::json failed(nlohmann::json rep, const std::string& reason) {
+  rep["status"] = "failed";
+  rep["reason"] = reason;
+  return rep;
+}
+
+}  // namespace
+
+nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
+  nlohmann::json rep = nlohmann::json::object();
+  SpawnOptions spawn;
+  spawn.argv = {o.server_binary,
+                "--port", "0",
+                "--work-us", std::to_string(c.work_us),
+                "--sleep-us", std::to_string(c.sleep_us),
+                "--response-bytes", std::to_string(c.response_bytes)};
+  if (o.multi_acceptor) {
+    spawn.argv.insert(spawn.argv.end(), {"--threads", std::to_string(c.server_threads)});
+  } else if (c.server_threads != 1) {
+    return failed(rep, fmt::format("{} has one acceptor; server_threads must be 1", c.model));
+  }
+  spawn.argv.insert(spawn.argv.end(), c.server_args.begin(), c.server_args.end());
+  spawn.cpus = c.server_cpus;
+  spawn.ready_timeout = std::chrono::milliseconds(o.ready_timeout_ms);
+
+  std::optional<ServerProcess> server;
+  try {
+    server.emplace(ServerProcess::start(spawn));
+  } catch (const std::exception& e) {
+    return failed(rep, std::string("server did not start: ") + e.what());
+  }
+
+  LoadConfig load;
+  load.port = server->port();
+  load.threads = c.client_threads;
+  load.connections = c.connections;
+  load.rate = c.rate;
+  load.requests_per_conn = c.requests_per_conn;
+  load.close = c.close;
+  load.cpus = c.client_cpus;
+  load.timeout_ms = 3000;
+  try {
+    if (c.warmup_s > 0) {
+      LoadConfig warm = load;
+      warm.duration_s = c.warmup_s;
+      run_load(warm);
+    }
+    if (!server->alive()) {
+      const StopResult s = server->stop(std::chrono::milliseconds(0));
+      return failed(rep, "server died during the warm-up (" + s.describe() + "): " + s.stderr_text);
+    }
+    const ProcSample proc_before = sample_proc(server->pid());
+    const KernelCounters kernel_before = read_kernel_counters();
+    load.duration_s = c.duration_s;
+    const LoadResult r = run_load(load);
+    const KernelCounters kernel_after = read_kernel_counters();
+    if (!server->alive()) {
+      const StopResult s = server->stop(std::chrono::milliseconds(0));
+      rep["client"] = r.to_json();
+      return failed(rep, "server died during the measurement (" + s.describe() + "): " + s.stderr_text);
+    }
+    const ProcSample proc_after = sample_proc(server->pid());
+    rep["client"] = r.to_json();
+    rep["server_proc"] = proc_delta(proc_before, proc_after);
+    rep["kernel"] = kernel_deltas(kernel_before, kernel_after);
+
+    const StopResult stop = server->stop(std::chrono::milliseconds(o.stop_timeout_ms));
+    if (stop.killed) {
+      return failed(rep, fmt::format("server hung: still running {} ms after SIGTERM; SIGKILLed", o.stop_timeout_ms));
+    }
+    if (stop.exit_code != 0) return failed(rep, "server stopped badly (" + stop.describe() + "): " + stop.stderr_text);
+    if (!stop.stats) return failed(rep, "server printed no JSON stats at exit");
+    rep["server"] = *stop.stats;
+
+    // Derived per-repetition figures.
+    const double conns = static_cast<double>(r.connections);
+    const double cpu_s = rep["server_proc"]["cpu_user_s"].get<double>() + rep["server_proc"]["cpu_system_s"].get<double>();
+    const double ctx = rep["server_proc"]["voluntary_ctxt"].get<double>() + rep["server_proc"]["involuntary_ctxt"].get<double>();
+    const auto& errs = r.errors;
+    auto err = [&](ErrorKind k) { return static_cast<double>(errs[static_cast<std::size_t>(k)]); };
+    // Connections that reached the server in the window: completed, abandoned at the end,
+    // or failed after the handshake.
+    const double reached = conns + static_cast<double>(r.unfinished) + err(ErrorKind::kReset) + err(ErrorKind::kTimeout) +
+                           err(ErrorKind::kShortResponse) + err(ErrorKind::kBadResponse);
+    const double passive = rep["kernel"].value("Tcp.PassiveOpens", 0.0);
+    rep["derived"] = {{"conn_per_s", r.conn_per_s()},
+                      {"req_per_s", r.window_s > 0 ? static_cast<double>(r.requests) / r.window_s : 0.0},
+                      {"server_cpu_us_per_conn", conns > 0 ? cpu_s * 1e6 / conns : 0.0},
+                      {"server_cpu_utilization", r.window_s > 0 ? cpu_s / r.window_s : 0.0},
+                      {"ctx_switches_per_conn", conns > 0 ? ctx / conns : 0.0},
+                      {"p99_total_us", static_cast<double>(r.total.percentile(99)) / 1000.0},
+                      {"client_max_thread_utilization", r.max_thread_utilization()},
+                      {"client_saturated", r.max_thread_utilization() > o.saturation_threshold},
+                      {"crosscheck",
+                       {{"client_connections_reached", reached},
+                        {"passive_opens", passive},
+                        {"ratio", reached > 0 ? passive / reached : 0.0}}}};
+    rep["status"] = "ok";
+    return rep;
+  } catch (const std::exception& e) {
+    server->kill_now();
+    return failed(rep, std::string("repetition aborted: ") + e.what());
+  }
+}
+
+namespace {
+
+struct Series {
+  std::vector<double> values;
+  nlohmann::json to_json() const {
+    const auto ci = stats::median_interval(values);
+    return {{"median", stats::median(values)}, {"ci_low", ci.low}, {"ci_high", ci.high},
+            {"ci_coverage", ci.coverage},      {"cv", stats::cv(values)}, {"values", values}};
+  }
+};
+
+nlohmann::json latency_summary(const Histogram& h) {
+  auto us = [](std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  return {{"count", h.count()},          {"p50", us(h.percentile(50))},     {"p90", us(h.percentile(90))},
+          {"p99", us(h.percentile(99))}, {"p999", us(h.percentile(99.9))}, {"p9999", us(h.percentile(99.99))},
+          {"max", us(h.max())},          {"mean", h.mean() / 1000.0}};
+}
+
+}  // namespace
+
+nlohmann::json summarize_config(const RunConfig& c, const nlohmann::json& reps) {
+  Series conn_rate, req_rate, cpu_per_conn, ctx_per_conn, p99, client_util, server_util;
+  Histogram connect, ttfb, total, total_uncorrected;
+  std::vector<double> per_acceptor;
+  double wasted = 0, accepted = 0, eagain = 0, listen_wakeups = 0, epoll_wakeups = 0, mutex_acq = 0, mutex_cont = 0;
+  nlohmann::json kernel = nlohmann::json::object();
+  nlohmann::json client_errors = nlohmann::json::object();
+  nlohmann::json server_errors = nlohmann::json::object();
+  bool saturated = false;
+  double worst_crosscheck = 0;
+  std::vector<std::string> failures;
+  int ok = 0;
+  std::vector<std::string> timeseries_note;
+  for (const auto& rep : reps) {
+    if (rep.value("status", "") != "ok") {
+      failures.push_back(rep.value("reason", "unknown"));
+      continue;
+    }
+    ++ok;
+    const auto& d = rep["derived"];
+    conn_rate.values.push_back(d["conn_per_s"]);
+    req_rate.values.push_back(d["req_per_s"]);
+    cpu_per_conn.values.push_back(d["server_cpu_us_per_conn"]);
+    ctx_per_conn.values.push_back(d["ctx_switches_per_conn"]);
+    p99.values.push_back(d["p99_total_us"]);
+    client_util.values.push_back(d["client_max_thread_utilization"]);
+    server_util.values.push_back(d["server_cpu_utilization"]);
+    saturated = saturated || d["client_saturated"].get<bool>();
+    const double ratio = d["crosscheck"]["ratio"];
+    worst_crosscheck = std::max(worst_crosscheck, std::abs(1.0 - ratio));
+    const auto& l = rep["client"]["latency_ns"];
+    connect.merge(Histogram::from_json(l["connect"]));
+    ttfb.merge(Histogram::from_json(l["ttfb"]));
+    total.merge(Histogram::from_json(l["total"]));
+    total_uncorrected.merge(Histogram::from_json(l["total_uncorrected"]));
+    const auto& acceptors = rep["server"]["acceptors"];
+    if (per_acceptor.size() < acceptors.size()) per_acceptor.resize(acceptors.size(), 0);
+    for (std::size_t i = 0; i < acceptors.size(); ++i) per_acceptor[i] += acceptors[i]["accepted"].get<double>();
+    const auto& t = rep["server"]["totals"];
+    wasted += t["wasted_wakeups"].get<double>();
+    accepted += t["accepted"].get<double>();
+    eagain += t["accept_eagain"].get<double>();
+    listen_wakeups += t["listen_wakeups"].get<double>();
+    epoll_wakeups += t["epoll_wakeups"].get<double>();
+    mutex_acq += t["mutex_acquired"].get<double>();
+    mutex_cont += t["mutex_contended"].get<double>();
+    for (const auto& [k, v] : rep["kernel"].items()) kernel[k] = kernel.value(k, 0.0) + v.get<double>();
+    for (const auto& [k, v] : rep["client"]["errors"].items()) client_errors[k] = client_errors.value(k, 0.0) + v.get<double>();
+    for (const auto& [k, v] : t["errors"].items()) server_errors[k] = server_errors.value(k, 0.0) + v.get<double>();
+  }
+  nlohmann::json out;
+  if (ok == 0) {
+    out["status"] = "failed";
+    out["reason"] = failures.empty() ? "no repetitions" : failures.front();
+    out["summary"] = nullptr;
+    return out;
+  }
+  double max_acc = 0, min_acc = per_acceptor.empty() ? 0 : per_acceptor[0];
+  for (double a : per_acceptor) {
+    max_acc = std::max(max_acc, a);
+    min_acc = std::min(min_acc, a);
+  }
+  nlohmann::json summary = {
+      {"repetitions_ok", ok},
+      {"conn_per_s", conn_rate.to_json()},
+      {"req_per_s", req_rate.to_json()},
+      {"latency_us",
+       {{"connect", latency_summary(connect)},
+        {"ttfb", latency_summary(ttfb)},
+        {"total", latency_summary(total)},
+        {"total_uncorrected", latency_summary(total_uncorrected)}}},
+      {"p99_total_us", p99.to_json()},
+      {"fairness",
+       {{"per_acceptor_accepted", per_acceptor},
+        {"jain_index", stats::jain_index(per_acceptor)},
+        {"max_min_ratio", min_acc > 0 ? nlohmann::json(max_acc / min_acc) : nlohmann::json(nullptr)},
+        {"cv", stats::cv(per_acceptor)}}},
+      {"accept",
+       {{"accepted", accepted},
+        {"wasted_wakeups_per_accept", accepted > 0 ? wasted / accepted : 0.0},
+        {"eagain_per_accept", accepted > 0 ? eagain / accepted : 0.0},
+        {"listen_wakeups_per_accept", accepted > 0 ? listen_wakeups / accepted : 0.0},
+        {"epoll_wakeups_per_accept", accepted > 0 ? epoll_wakeups / accepted : 0.0},
+        {"mutex_acquired", mutex_acq},
+        {"mutex_contended", mutex_cont}}},
+      {"server_cpu_us_per_conn", cpu_per_conn.to_json()},
+      {"server_cpu_utilization", server_util.to_json()},
+      {"ctx_switches_per_conn", ctx_per_conn.to_json()},
+      {"kernel_deltas_sum", kernel},
+      {"errors", {{"client", client_errors}, {"server", server_errors}}},
+      {"client_max_thread_utilization", client_util.to_json()},
+      {"client_saturated", saturated},
+      {"crosscheck_max_deviation", worst_crosscheck},
+      {"crosscheck_within_1pct", worst_crosscheck <= 0.01}};
+  out["summary"] = summary;
+  if (failures.empty()) {
+    out["status"] = "ok";
+  } else {
+    out["status"] = "failed";
+    out["reason"] = fmt::format("{} of {} repetitions failed; first: {}", failures.size(), reps.size(), failures.front());
+  }
+  return out;
+}
+
+nlohmann::json run_config(const RunConfig& c, const RunnerOptions& o, const std::function<void(int)>& on_rep) {
+  nlohmann::json reps = nlohmann::json::array();
+  for (int i = 0; i < c.repetitions; ++i) {
+    if (on_rep) on_rep(i);
+    reps.push_back(run_repetition(c, o));
+  }
+  nlohmann::json result = summarize_config(c, reps);
+  result["config"] = c.to_json();
+  result["repetitions"] = reps;
+  return result;
+}
+
+}  // namespace acceptbench

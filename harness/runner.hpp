@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "loadgen.hpp"
+
+namespace acceptbench {
+
+// One configuration of the matrix: a model under one workload.
+struct RunConfig {
+  std::string model;
+  std::string workload = "conn";  // a label: conn, keepalive, cost, ...
+  int server_threads = 1;
+  int client_threads = 1;
+  int connections = 32;       // closed loop
+  double rate = 0;            // > 0: open loop (connections per second)
+  int requests_per_conn = 1;
+  std::uint32_t work_us = 0, sleep_us = 0, response_bytes = 13;
+  double duration_s = 2, warmup_s = 0.5;
+  int repetitions = 3;
+  ClosePolicy close = ClosePolicy::kClient;
+  std::vector<int> server_cpus, client_cpus;
+  std::vector<std::string> server_args;  // extra flags for the server binary
+
+  // The identity of a configuration, for --resume and compare (not repetitions, duration
+  // or placement: those say how it was measured, not what).
+  [[nodiscard]] std::string key() const;
+  [[nodiscard]] nlohmann::json to_json() const;
+  static RunConfig from_json(const nlohmann::json& j);  // throws std::invalid_argument
+};
+
+struct RunnerOptions {
+  std::string server_binary;  // path of the model's binary
+  bool multi_acceptor = false;
+  int ready_timeout_ms = 10'000;
+  int stop_timeout_ms = 5'000;  // after SIGTERM; then SIGKILL and the repetition fails
+  double saturation_threshold = 0.90;  // client thread utilization that flags a saturated client
+};
+
+// Runs one repetition. Returns its JSON ("status": "ok" or "failed" with "reason");
+// never throws for a server's fault.
+nlohmann::json run_repetition(const RunConfig& config, const RunnerOptions& options);
+
+// Summarizes the repetitions of one configuration (the "summary" and "status" of a
+// configuration in results JSON).
+nlohmann::json summarize_config(const RunConfig& config, const nlohmann::json& repetitions);
+
+// Runs all repetitions and summarizes. `on_rep(i)` is called before repetition i.
+nlohmann::json run_config(const RunConfig& config, const RunnerOptions& options,
+                          const std::function<void(int)>& on_rep = {});
+
+}  // namespace acceptbench
