@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@ namespace acceptbench {
 
 std::string StopResult::describe() const {
   if (!exited) return "not reaped";
-  std::string s = term_signal ? fmt::format("killed by {}", sigabbrev_np(term_signal) ? sigabbrev_np(term_signal) : "signal")
+  std::string s = term_signal ? fmt::format("killed by SIG{}", sigabbrev_np(term_signal) ? sigabbrev_np(term_signal) : std::to_string(term_signal).c_str())
                               : fmt::format("exit {}", exit_code);
   if (killed) s += " (SIGKILL after the grace period)";
   return s;
@@ -44,6 +45,8 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     ::setpgid(0, 0);
+    // A server must not outlive a harness that was killed: SIGTERM it when we die.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
     ::signal(SIGPIPE, SIG_DFL);

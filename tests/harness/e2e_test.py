@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""End-to-end tests of the acceptbench harness binary (run by CTest).
+
+Environment: ACCEPTBENCH_BIN (the build's bin folder), ACCEPTBENCH_SRC (the source tree).
+Every load is on loopback and bounded in time.
+"""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import jsonschema
+
+BIN = pathlib.Path(os.environ["ACCEPTBENCH_BIN"])
+SRC = pathlib.Path(os.environ["ACCEPTBENCH_SRC"])
+HARNESS = str(BIN / "acceptbench")
+SCHEMA = json.loads((SRC / "results" / "schema.json").read_text())
+FIXTURES = SRC / "results" / "fixtures"
+REQUIRED_MODELS = ["iterative", "thread-per-conn", "fork-per-conn", "epoll-mutex", "reuseport"]
+
+
+def children_named(parent_pid, name):
+    """PIDs of the processes whose parent is parent_pid and whose command is name."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == parent_pid and comm == name[:15]:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class HarnessEndToEnd(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = pathlib.Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def sweep(self, out, *args, check=True):
+        cmd = [HARNESS, "sweep", "--out", str(out), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if check:
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+        return proc
+
+    def test_quick_matrix_is_valid_and_every_model_measured(self):
+        out = self.dir / "results.json"
+        proc = self.sweep(out, "--preset", "quick", "--duration", "0.5", "--warmup", "0.2", "--repetitions", "2")
+        self.assertIn("ETA", proc.stderr)  # the progress line
+        doc = json.loads(out.read_text())
+        jsonschema.validate(doc, SCHEMA)
+        for model in REQUIRED_MODELS:
+            ok = [c for c in doc["configs"] if c["config"]["model"] == model and c["status"] == "ok"]
+            self.assertTrue(ok, f"{model} has no configuration with status ok")
+            self.assertTrue(all(c["summary"]["conn_per_s"]["median"] > 0 for c in ok), model)
+        # A clean run: what the client counted reached the server agrees with the kernel.
+        for c in doc["configs"]:
+            self.assertEqual(c["status"], "ok", c.get("reason"))
+            self.assertTrue(c["summary"]["crosscheck_within_1pct"],
+                            (c["config"]["key"], c["summary"]["crosscheck_max_deviation"]))
+        placement = doc["env"]["placement"]
+        self.assertTrue(placement["disjoint"] or os.cpu_count() == 1)
+
+    def run_and_fault(self, fault_signal):
+        """A sweep of reuseport then iterative; the test sends fault_signal to the first server."""
+        out = self.dir / "results.json"
+        proc = subprocess.Popen([HARNESS, "sweep", "--out", str(out), "--models", "reuseport,iterative",
+                                 "--server-threads", "1", "--workloads", "conn", "--connections", "8",
+                                 "--duration", "3", "--warmup", "0", "--repetitions", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            server = wait_for(lambda: children_named(proc.pid, "reuseport"), 10, "the reuseport server")[0]
+            time.sleep(0.5)
+            os.kill(server, fault_signal)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if fault_signal == signal.SIGSTOP:
+                subprocess.run(["pkill", "-CONT", "-f", str(BIN / "reuseport")], check=False)
+        self.assertEqual(proc.returncode, 0, stderr)
+        doc = json.loads(out.read_text())
+        jsonschema.validate(doc, SCHEMA)
+        by_model = {c["config"]["model"]: c for c in doc["configs"]}
+        self.assertEqual(by_model["reuseport"]["status"], "failed")
+        self.assertEqual(by_model["iterative"]["status"], "ok", "the sweep did not go on after the failure")
+        return by_model["reuseport"]["reason"]
+
+    def test_crashed_server_is_recorded_and_the_sweep_goes_on(self):
+        reason = self.run_and_fault(signal.SIGSEGV)
+        self.assertIn("SIGSEGV", reason)
+
+    def test_hung_server_is_killed_recorded_and_the_sweep_goes_on(self):
+        reason = self.run_and_fault(signal.SIGSTOP)
+        self.assertIn("hung", reason)
+
+    def test_killed_harness_keeps_finished_configs_and_resume_completes(self):
+        out = self.dir / "results.json"
+        args = ["--models", "reuseport,epoll-mutex,iterative", "--server-threads", "1", "--workloads", "conn",
+                "--connections", "4", "--duration", "1", "--warmup", "0", "--repetitions", "1"]
+        proc = subprocess.Popen([HARNESS, "sweep", "--out", str(out), *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def finished():
+            try:
+                return len(json.loads(out.read_text())["configs"]) >= 1
+            except (OSError, ValueError):
+                return False
+        wait_for(finished, 30, "the first configuration on disk")
+        proc.kill()
+        proc.wait()
+        doc = json.loads(out.read_text())  # still valid JSON
+        done = {c["config"]["key"] for c in doc["configs"]}
+        self.assertGreaterEqual(len(done), 1)
+        self.assertLess(len(done), 3)
+        # The killed harness's server does not linger (PR_SET_PDEATHSIG: SIGTERM, then its grace period).
+        wait_for(lambda: not (children_named(1, "epoll-mutex") + children_named(1, "reuseport")), 5,
+                 "the orphaned server to exit")
+        resumed = self.sweep(out, "--resume", *args)
+        self.assertIn("skipped", resumed.stderr)
+        doc = json.loads(out.read_text())
+        jsonschema.validate(doc, SCHEMA)
+        self.assertEqual(len(doc["configs"]), 3)
+        self.assertTrue(done <= {c["config"]["key"] for c in doc["configs"]})
+        self.assertTrue(all(c["status"] == "ok" for c in doc["configs"]))
+
+    def test_compare_exit_codes(self):
+        def compare(*files, extra=()):
+            return subprocess.run([HARNESS, "compare", *map(str, files), *extra],
+                                  capture_output=True, text=True, timeout=60)
+        md = self.dir / "summary.md"
+        slow = compare(FIXTURES / "compare_base.json", FIXTURES / "compare_slow.json", extra=("--markdown", str(md)))
+        self.assertEqual(slow.returncode, 1, slow.stdout + slow.stderr)
+        self.assertIn("REGRESSION", slow.stdout)
+        self.assertIn("REGRESSION", md.read_text())
+        noise = compare(FIXTURES / "compare_base.json", FIXTURES / "compare_noise.json")
+        self.assertEqual(noise.returncode, 0, noise.stdout + noise.stderr)
+        garbage = self.dir / "garbage.json"
+        garbage.write_text("{oops")
+        bad = compare(FIXTURES / "compare_base.json", garbage)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("not valid JSON", bad.stderr)
+        other = self.dir / "other.json"
+        other.write_text(json.dumps({"schema": "acceptbench/1", "configs": [
+            {"config": {"key": "something|else"}, "status": "ok", "repetitions": []}]}))
+        mismatched = compare(FIXTURES / "compare_base.json", other)
+        self.assertEqual(mismatched.returncode, 2)
+        self.assertIn("no configuration", mismatched.stderr)
+        self.assertEqual(compare(FIXTURES / "compare_base.json").returncode, 2)
+
+    def test_bad_flags_exit_2(self):
+        for args in (["sweep", "--models", "nope"], ["sweep", "--duration", "x"], ["frobnicate"],
+                     ["run", "--models", "iterative,reuseport"], ["sweep", "--resume"],
+                     ["sweep", "--server-cpus", "99", "--client-cpus", "0"]):
+            proc = subprocess.run([HARNESS, *args], capture_output=True, text=True, timeout=30)
+            self.assertEqual(proc.returncode, 2, args)
+            self.assertIn("error", proc.stderr, args)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

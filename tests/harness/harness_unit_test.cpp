@@ -1,0 +1,92 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <fstream>
+
+#include "compare.hpp"
+#include "kernel.hpp"
+#include "matrix.hpp"
+#include "results.hpp"
+
+namespace acceptbench {
+namespace {
+
+const std::string kFixtures = ACCEPTBENCH_SOURCE_DIR "/results/fixtures/";
+
+TEST(KernelCountersTest, ParsesHeaderAndValueLines) {
+  const auto c = parse_proc_net_pairs(
+      "Tcp: RtoAlgorithm PassiveOpens AttemptFails\nTcp: 1 42 3\n"
+      "TcpExt: ListenOverflows ListenDrops\nTcpExt: 5 6\n");
+  EXPECT_EQ(c.at("Tcp.PassiveOpens"), 42);
+  EXPECT_EQ(c.at("TcpExt.ListenDrops"), 6);
+}
+
+TEST(KernelCountersTest, ReadsThisMachine) {
+  const auto before = read_kernel_counters();
+  ASSERT_TRUE(before.contains("Tcp.PassiveOpens"));
+  ASSERT_TRUE(before.contains("TcpExt.ListenOverflows"));
+  const auto d = kernel_deltas(before, read_kernel_counters());
+  EXPECT_GE(d.at("Tcp.PassiveOpens").get<long>(), 0);
+}
+
+TEST(CompareTest, TwentyPercentSlowerIsARegression) {
+  const auto r = compare_results(load_results(kFixtures + "compare_base.json"),
+                                 load_results(kFixtures + "compare_slow.json"), {});
+  EXPECT_EQ(r.compared_configs, 2);
+  EXPECT_GE(r.regressions, 2);  // conn/s of both configurations (and CPU per connection)
+  EXPECT_NE(r.markdown.find("**REGRESSION**"), std::string::npos);
+}
+
+TEST(CompareTest, NoiseIsNotARegression) {
+  const auto r = compare_results(load_results(kFixtures + "compare_base.json"),
+                                 load_results(kFixtures + "compare_noise.json"), {});
+  EXPECT_EQ(r.regressions, 0);
+  EXPECT_EQ(r.compared_configs, 2);
+}
+
+TEST(CompareTest, BadInputIsAClearError) {
+  const auto dir = std::filesystem::temp_directory_path() / "acceptbench_compare_test";
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const char* name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  EXPECT_THROW(load_results((dir / "missing.json").string()), std::invalid_argument);
+  EXPECT_THROW(load_results(write("garbage.json", "{not json")), std::invalid_argument);
+  EXPECT_THROW(load_results(write("other.json", R"({"schema": "other/1", "configs": []})")), std::invalid_argument);
+  const auto empty = load_results(write("empty.json", R"({"schema": "acceptbench/1", "configs": []})"));
+  EXPECT_THROW(compare_results(load_results(kFixtures + "compare_base.json"), empty, {}), std::invalid_argument);
+}
+
+TEST(MatrixTest, ExpandsModelsThreadsAndWorkloads) {
+  const std::vector<ModelInfo> catalog = {{"iterative", false, ""}, {"reuseport", true, ""}};
+  MatrixSpec spec;
+  spec.apply(nlohmann::json::parse(R"({"models": "all", "server_threads": [1, 4], "workloads": ["conn", "cost"],
+                                       "connections": [8, 64], "rates": [1000]})"));
+  spec.server_cpus = {1};
+  spec.client_cpus = {0};
+  const auto configs = spec.expand(catalog);
+  // iterative: 1 thread x (2 conn + 1 cost); reuseport: 2 threads x 3.
+  EXPECT_EQ(configs.size(), 9u);
+  std::set<std::string> keys;
+  for (const auto& c : configs) keys.insert(c.key());
+  EXPECT_EQ(keys.size(), configs.size());
+  EXPECT_THROW(spec.apply(nlohmann::json::parse(R"({"modles": []})")), std::invalid_argument);
+  spec.models = {"nope"};
+  EXPECT_THROW(spec.expand(catalog), std::invalid_argument);
+}
+
+TEST(RunConfigTest, JsonRoundTripKeepsTheKey) {
+  RunConfig c;
+  c.model = "reuseport";
+  c.rate = 5000;
+  c.server_threads = 4;
+  c.server_cpus = {1};
+  c.client_cpus = {0};
+  EXPECT_EQ(RunConfig::from_json(c.to_json()).key(), c.key());
+  EXPECT_THROW(RunConfig::from_json(nlohmann::json::object()), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace acceptbench
