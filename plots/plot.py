@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+"""acceptbench plots: figures (PNG + SVG) and a report (Markdown + self-contained HTML).
+
+Usage:
+  plots/plot.py RESULTS.json [--out DIR]            figures and report for one run
+  plots/plot.py BASE.json NEW.json [--out DIR]      also the before/after comparison figure
+
+Reads results JSON of schema acceptbench/1 (results/SCHEMA.md). Writes into DIR (default:
+the folder of the last RESULTS file). Run with Debian's /usr/bin/python3 and python3-matplotlib.
+Exit 2 with a message on missing or malformed input.
+"""
+import argparse
+import base64
+import html
+import json
+import pathlib
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PERCENTILES = [("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("p9999", 99.99)]
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+class InputError(Exception):
+    pass
+
+
+def load(path):
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise InputError(f"no such results file: {path}")
+    try:
+        doc = json.loads(p.read_text())
+    except ValueError as e:
+        raise InputError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != "acceptbench/1":
+        raise InputError(f"{path} is not an acceptbench/1 results file (schema field)")
+    if not isinstance(doc.get("configs"), list) or not isinstance(doc.get("env"), dict):
+        raise InputError(f"{path} has no configs or env")
+    for c in doc["configs"]:
+        if "config" not in c or "status" not in c:
+            raise InputError(f"{path}: a configuration lacks config or status")
+    return doc
+
+
+def model_order(doc):
+    order = []
+    for c in doc["configs"]:
+        m = c["config"]["model"]
+        if m not in order:
+            order.append(m)
+    return order
+
+
+def ok_configs(doc):
+    return [c for c in doc["configs"] if c["status"] == "ok" or c.get("summary")]
+
+
+def load_label(cfg):
+    if cfg["mode"] == "open":
+        return f"open loop {cfg['rate']:.0f} conn/s offered"
+    return f"closed loop, {cfg['connections']} connections, {cfg['requests_per_conn']} req/conn"
+
+
+def env_caption(doc):
+    e = doc["env"]
+    p = e.get("placement", {})
+    sysctls = e.get("sysctls", {})
+    return (f"{e.get('cpu_model', '?')}, {e.get('cores', '?')} cores, {e.get('kernel', '?').split(' #')[0]}; "
+            f"server on CPUs {p.get('server_cpus')}, client on CPUs {p.get('client_cpus')}; "
+            f"somaxconn {sysctls.get('net.core.somaxconn')}, tcp_tw_reuse {sysctls.get('net.ipv4.tcp_tw_reuse')}; "
+            f"{e.get('build_type', '?')} build, git {str(e.get('git_revision', '?'))[:12]}; run {doc.get('run_id', '?')}")
+
+
+def config_caption(cfgs):
+    c = cfgs[0]["config"]
+    reps = sorted({x["config"]["repetitions"] for x in cfgs})
+    return (f"{c['workload']} workload: {load_label(c)}; close={c['close']}; work {c['work_us']} us, sleep "
+            f"{c['sleep_us']} us, {c['response_bytes']} B responses; {c['duration_s']} s measured after "
+            f"{c['warmup_s']} s warm-up; {'/'.join(map(str, reps))} repetitions; medians, bars = 95% CI of the median "
+            f"(order statistics)")
+
+
+def save(fig, out, name, figures, caption):
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{name}.{ext}", dpi=130)
+    plt.close(fig)
+    figures.append((name, caption))
+
+
+def groups_by_load(doc):
+    """(workload, load label) -> configs, in file order."""
+    groups = {}
+    for c in ok_configs(doc):
+        key = (c["config"]["workload"], load_label(c["config"]))
+        groups.setdefault(key, []).append(c)
+    return groups
+
+
+def fig_conn_rate(doc, out, figures):
+    groups = [(k, v) for k, v in groups_by_load(doc).items() if v[0]["config"]["mode"] == "closed"]
+    if not groups:
+        return
+    models = model_order(doc)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.2 * len(groups)), squeeze=False)
+    for ax, ((workload, label), cfgs) in zip(axes[:, 0], groups):
+        threads = sorted({c["config"]["server_threads"] for c in cfgs})
+        width = 0.8 / len(threads)
+        for ti, t in enumerate(threads):
+            xs, ys, lo, hi, sat = [], [], [], [], []
+            for mi, m in enumerate(models):
+                for c in cfgs:
+                    if c["config"]["model"] == m and c["config"]["server_threads"] == t:
+                        s = c["summary"]["conn_per_s"]
+                        xs.append(mi + (ti - (len(threads) - 1) / 2) * width)
+                        ys.append(s["median"])
+                        lo.append(s["median"] - s["ci_low"])
+                        hi.append(s["ci_high"] - s["median"])
+                        sat.append(c["summary"]["client_saturated"])
+            bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=f"{t} server thread{'s' if t > 1 else ''}",
+                          color=COLORS[ti % len(COLORS)])
+            for b, s in zip(bars, sat):
+                if s:
+                    b.set_hatch("//")
+        ax.set_xticks(range(len(models)), models)
+        ax.set_ylabel("connections / s")
+        ax.set_title(f"Connection rate: {workload}, {label}")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, title="hatched: client saturated", title_fontsize=7)
+    save(fig, out, "conn_rate", figures,
+         "Connections per second by model and server threads (median, 95% CI). Hatched bars: the load client's "
+         "busiest thread was above 90% CPU, so the bar is the client's limit, not the server's. "
+         + config_caption([c for _, v in groups for c in v]))
+
+
+def pick_per_model(doc, prefer_workload="cost"):
+    """One configuration per model for per-model figures: the preferred workload at its lowest load,
+    the most server threads available."""
+    chosen = {}
+    for c in ok_configs(doc):
+        cfg = c["config"]
+        score = (cfg["workload"] == prefer_workload, -(cfg.get("rate") or 0), -(cfg.get("connections") or 0),
+                 cfg["server_threads"])
+        m = cfg["model"]
+        if m not in chosen or score > chosen[m][0]:
+            chosen[m] = (score, c)
+    return [chosen[m][1] for m in model_order(doc) if m in chosen]
+
+
+def fig_latency(doc, out, figures):
+    picks = pick_per_model(doc)
+    if not picks:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
+    for ax, (kind, title) in zip(axes, [("connect", "connect"), ("ttfb", "time to first byte"),
+                                        ("total", "total (from scheduled start)")]):
+        for i, c in enumerate(picks):
+            lat = c["summary"]["latency_us"][kind]
+            ys = [max(lat[k], 0.1) for k, _ in PERCENTILES]
+            ax.plot(range(len(PERCENTILES)), ys, marker="o", color=COLORS[i % len(COLORS)],
+                    label=f"{c['config']['model']} ({c['config']['server_threads']}t)")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(PERCENTILES)), [n.replace("p999", "p99.9").replace("p99.99", "p99.99")
+                                                 if n != "p9999" else "p99.99" for n, _ in PERCENTILES])
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("latency (us, log scale)")
+    axes[2].legend(fontsize=8)
+    save(fig, out, "latency_spectrum", figures,
+         "Latency percentile spectrum per model, histograms of all repetitions merged. " + config_caption(picks))
+
+
+def fig_fairness(doc, out, figures):
+    picks = []
+    for m in model_order(doc):
+        cands = [c for c in ok_configs(doc) if c["config"]["model"] == m and c["config"]["server_threads"] > 1]
+        if cands:
+            picks.append(max(cands, key=lambda c: (c["config"]["workload"] == "conn", c["config"]["server_threads"],
+                                                   c["config"].get("connections") or 0)))
+    if not picks:
+        return
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.6), squeeze=False)
+    for ax, c in zip(axes[0], picks):
+        f = c["summary"]["fairness"]
+        counts = f["per_acceptor_accepted"]
+        total = sum(counts) or 1
+        ax.bar(range(len(counts)), [100 * x / total for x in counts], color=COLORS[0])
+        ax.axhline(100 / len(counts), color="grey", linestyle="--", linewidth=1, label="even share")
+        ax.set_xticks(range(len(counts)))
+        ax.set_xlabel("acceptor (worker thread)")
+        ax.set_ylabel("% of accepted connections")
+        ax.set_title(f"{c['config']['model']}\nJain {f['jain_index']:.3f}", fontsize=10)
+        ax.legend(fontsize=7)
+    save(fig, out, "fairness", figures,
+         "How the accepted connections spread over the acceptors of each multi-acceptor model (all repetitions, "
+         "warm-up included). Jain's index: 1 = even, 1/n = one acceptor takes all. " + config_caption(picks))
+
+
+def fig_cost(doc, out, figures):
+    picks = pick_per_model(doc)
+    if not picks:
+        return
+    names = [f"{c['config']['model']}\n{c['config']['server_threads']}t" for c in picks]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+    cpu = [c["summary"]["server_cpu_us_per_conn"] for c in picks]
+    a1.bar(range(len(picks)), [s["median"] for s in cpu],
+           yerr=[[s["median"] - s["ci_low"] for s in cpu], [s["ci_high"] - s["median"] for s in cpu]], capsize=3,
+           color=COLORS[1])
+    a1.set_xticks(range(len(picks)), names, fontsize=8)
+    a1.set_ylabel("server CPU (user + system) us per connection")
+    a1.set_title("Server CPU per connection")
+    a1.grid(axis="y", alpha=0.3)
+    wasted = [c["summary"]["accept"]["wasted_wakeups_per_accept"] for c in picks]
+    wbars = a2.bar(range(len(picks)), wasted, color=COLORS[3])
+    a2.set_ylim(0, max(max(wasted) * 1.25, 0.05))
+    for b, w in zip(wbars, wasted):
+        a2.annotate(f"{w:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+    a2.set_xticks(range(len(picks)), names, fontsize=8)
+    a2.set_ylabel("wasted wakeups per accepted connection")
+    a2.set_title("Listen-fd wakeups that found nothing (the herd)")
+    a2.grid(axis="y", alpha=0.3)
+    save(fig, out, "cost", figures,
+         "Server CPU microseconds per connection (median, 95% CI) and wasted wakeups per accepted connection. "
+         "Blocking-accept models have no epoll wakeups, hence 0. " + config_caption(picks))
+
+
+def fig_timeseries(doc, out, figures):
+    picks = pick_per_model(doc)
+    rows = []
+    for c in picks:
+        reps = [r for r in c["repetitions"] if r.get("status") == "ok"]
+        if reps:
+            ts = reps[0]["client"]["timeseries"]
+            rows.append((c, ts["interval_ms"], ts["completions"]))
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for i, (c, interval, comp) in enumerate(rows):
+        xs = [k * interval / 1000 for k in range(len(comp))]
+        ax.plot(xs, [n * 1000 / interval for n in comp], label=f"{c['config']['model']} ({c['config']['server_threads']}t)",
+                color=COLORS[i % len(COLORS)])
+    ax.set_xlabel("seconds into the measured window")
+    ax.set_ylabel("completed connections / s (per 100 ms)")
+    ax.set_title("Is the rate stable over the run? (first repetition)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, out, "timeseries", figures,
+         "Completions per 100 ms interval over the measured window, first repetition of each configuration. The last "
+         "interval is partial. " + config_caption([r[0] for r in rows]))
+
+
+def fig_compare(base, new, out, figures):
+    rows = []
+    new_by_key = {c["config"]["key"]: c for c in ok_configs(new)}
+    for c in ok_configs(base):
+        n = new_by_key.get(c["config"]["key"])
+        if n:
+            b, a = c["summary"]["conn_per_s"], n["summary"]["conn_per_s"]
+            bv = sorted(b["values"])
+            av = sorted(a["values"])
+            # Marked a regression when the new median is >5% lower and every new repetition is below
+            # every base repetition (the harness's compare applies the Mann-Whitney test).
+            regressed = a["median"] < 0.95 * b["median"] and av[-1] < bv[0]
+            rows.append((c["config"]["key"], b, a, regressed))
+    if not rows:
+        raise InputError("the two results share no configuration with status ok: nothing to compare")
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows)), 4.5))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r[1]["median"] for r in rows], 0.4, label=base.get("run_id", "base"), color=COLORS[0])
+    bars = ax.bar([x + 0.2 for x in xs], [r[2]["median"] for r in rows], 0.4, label=new.get("run_id", "new"),
+                  color=COLORS[1])
+    for b, r in zip(bars, rows):
+        if r[3]:
+            b.set_color("crimson")
+            ax.annotate("regression", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                        fontsize=7, color="crimson")
+    ax.set_xticks(list(xs), ["\n".join(r[0].split("|")[:4]) for r in rows], fontsize=7)
+    ax.set_ylabel("connections / s (median)")
+    ax.set_title("Before / after")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    save(fig, out, "compare", figures,
+         "Median conn/s per configuration, before and after; red: >5% slower with no overlap between repetitions. "
+         f"Before: {env_caption(base)}. After: {env_caption(new)}.")
+
+
+def summary_rows(doc):
+    rows = []
+    for c in doc["configs"]:
+        cfg = c["config"]
+        s = c.get("summary")
+        if not s:
+            rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg), "", "", "", "", "", "",
+                         f"failed: {c.get('reason', '')[:80]}"])
+            continue
+        status = c["status"] + (" (client saturated)" if s["client_saturated"] else "")
+        rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg),
+                     f"{s['conn_per_s']['median']:.0f} [{s['conn_per_s']['ci_low']:.0f}, {s['conn_per_s']['ci_high']:.0f}]",
+                     f"{s['latency_us']['total']['p50']:.0f}", f"{s['latency_us']['total']['p99']:.0f}",
+                     f"{s['server_cpu_us_per_conn']['median']:.1f}", f"{s['accept']['wasted_wakeups_per_accept']:.3f}",
+                     f"{s['fairness']['jain_index']:.3f}", status])
+    return rows
+
+
+HEADER = ["model", "workload", "threads", "load", "conn/s [95% CI]", "p50 us", "p99 us", "CPU us/conn",
+          "wasted/accept", "Jain", "status"]
+
+
+def write_report(docs, out, figures):
+    doc = docs[-1]
+    rows = summary_rows(doc)
+    md = [f"# acceptbench report: run {doc.get('run_id', '?')}", "", f"Environment: {env_caption(doc)}", ""]
+    for note in doc.get("notes", []):
+        md.append(f"- {note}")
+    md += ["", "## Results", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    md += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    if doc.get("cost_model"):
+        md += ["", "## Cost model (primitives, Google Benchmark)", ""]
+        md += ["| primitive | time per operation |", "|---|---:|"]
+        for b in doc["cost_model"].get("benchmarks", []):
+            if b.get("run_type", "iteration") == "iteration":
+                md.append(f"| {b['name']} | {b['real_time']:.2f} {b.get('time_unit', 'ns')} |")
+    md += ["", "## Figures", ""]
+    for name, caption in figures:
+        md += [f"![{name}]({name}.png)", "", f"*{caption}*", "", f"Environment: {env_caption(doc)}", ""]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+
+    h = ["<!doctype html><html><head><meta charset='utf-8'><title>acceptbench report</title>",
+         "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+         "img{max-width:100%}.cap{color:#444;font-size:13px}</style></head><body>",
+         f"<h1>acceptbench report: run {html.escape(str(doc.get('run_id', '?')))}</h1>",
+         f"<p class='cap'>Environment: {html.escape(env_caption(doc))}</p><ul>"]
+    h += [f"<li>{html.escape(n)}</li>" for n in doc.get("notes", [])]
+    h += ["</ul><h2>Results</h2><table><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in HEADER) + "</tr>"]
+    h += ["<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows]
+    h += ["</table><h2>Figures</h2>"]
+    for name, caption in figures:
+        data = base64.b64encode((out / f"{name}.png").read_bytes()).decode()
+        h += [f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>",
+              f"<figcaption class='cap'>{html.escape(caption)}<br>Environment: {html.escape(env_caption(doc))}"
+              "</figcaption></figure>"]
+    h += ["</body></html>"]
+    (out / "report.html").write_text("\n".join(h))
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", nargs="+", help="RESULTS.json, or BASE.json NEW.json")
+    ap.add_argument("--out", help="output folder (default: the folder of the last results file)")
+    args = ap.parse_args(argv)
+    if len(args.results) > 2:
+        ap.error("give one results file, or two (BASE NEW)")
+    try:
+        docs = [load(p) for p in args.results]
+        out = pathlib.Path(args.out) if args.out else pathlib.Path(args.results[-1]).resolve().parent
+        out.mkdir(parents=True, exist_ok=True)
+        figures = []
+        doc = docs[-1]
+        if not ok_configs(doc):
+            raise InputError(f"{args.results[-1]} has no configuration with results to plot")
+        fig_conn_rate(doc, out, figures)
+        fig_latency(doc, out, figures)
+        fig_fairness(doc, out, figures)
+        fig_cost(doc, out, figures)
+        fig_timeseries(doc, out, figures)
+        if len(docs) == 2:
+            fig_compare(docs[0], docs[1], out, figures)
+        write_report(docs, out, figures)
+    except InputError as e:
+        print(f"plot.py: error: {e}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, ValueError) as e:
+        print(f"plot.py: error: malformed results ({type(e).__name__}: {e})", file=sys.stderr)
+        return 2
+    print(f"report: {out / 'report.html'} (and report.md, {len(figures)} figures as PNG and SVG)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds, runs the default matrix (about 12
+# minutes on a 2-core machine; --quick: under 2), writes results/<run-id>/results.json,
+# and draws the figures and the report beside it.
+#
+# Usage: ./run_all.sh [--quick] [--resume RESULTS.json] [extra acceptbench sweep flags...]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+preset=default
+resume=()
+extra=()
+while (($#)); do
+  case $1 in
+    --quick) preset=quick ;;
+    --resume) resume=(--resume --out "$2"); shift ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) extra+=("$1") ;;
+  esac
+  shift
+done
+
+bash scripts/setup.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j2
+
+if ((${#resume[@]})); then
+  out=${resume[2]}
+else
+  run_id=$(date -u +%Y%m%d-%H%M%S)-$(git rev-parse --short=8 HEAD 2>/dev/null || echo nogit)
+  out=results/$run_id/results.json
+  resume=(--out "$out")
+fi
+
+echo "run_all: preset $preset -> $out"
+status=0
+build/bin/acceptbench sweep --preset "$preset" "${resume[@]}" "${extra[@]}" || status=$?
+if [[ -f $out ]]; then
+  if [[ -x build/bin/cost_model ]]; then
+    echo "run_all: cost model (Google Benchmark) ..."
+    cost_json=$(dirname "$out")/cost_model.json
+    if build/bin/cost_model --benchmark_out="$cost_json" --benchmark_out_format=json \
+        --benchmark_min_time="$([[ $preset == quick ]] && echo 0.05 || echo 0.3)" >/dev/null; then
+      build/bin/acceptbench attach-cost-model --results "$out" --cost-model "$cost_json" || status=$?
+    fi
+  fi
+  /usr/bin/python3 plots/plot.py "$out" || status=$?
+  echo "run_all: results $out"
+  echo "run_all: report  $(dirname "$out")/report.html (and report.md)"
+fi
+exit $status
