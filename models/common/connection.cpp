@@ -18,14 +18,18 @@ constexpr int kTickMs = 100;
 UniqueFd open_spare() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 }  // namespace
 
-Acceptor::Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections)
-    : listen_fd_(listen_fd), stats_(&stats), nonblocking_(nonblocking_connections), spare_(open_spare()) {}
+Acceptor::Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections, bool count_accepted)
+    : listen_fd_(listen_fd),
+      stats_(&stats),
+      nonblocking_(nonblocking_connections),
+      count_accepted_(count_accepted),
+      spare_(open_spare()) {}
 
 UniqueFd Acceptor::accept_one(int* err) {
   AcceptorStats::add(stats_->accept_calls);
   const int fd = accept_connection(listen_fd_, nonblocking_);
   if (fd >= 0) {
-    AcceptorStats::add(stats_->accepted);
+    if (count_accepted_) AcceptorStats::add(stats_->accepted);
     *err = 0;
     return UniqueFd(fd);
   }

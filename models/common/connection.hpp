@@ -14,7 +14,9 @@ namespace acceptbench {
 // (The trick is muduo's Acceptor, which credits libev's documentation.) One thread only.
 class Acceptor {
  public:
-  Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections);
+  // With count_accepted false the caller credits `accepted` itself (acceptor-dispatch
+  // credits the worker it hands the connection to).
+  Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections, bool count_accepted = true);
   // Returns a connection, or an invalid fd with *err set to the errno (EAGAIN: nothing
   // pending; EINVAL: the listener was shut down, i.e. the server stops).
   UniqueFd accept_one(int* err);
@@ -24,6 +26,7 @@ class Acceptor {
   int listen_fd_;
   AcceptorStats* stats_;
   bool nonblocking_;
+  bool count_accepted_;
   UniqueFd spare_;
 };
 

@@ -130,6 +130,13 @@ UniqueFd Server::listen(bool reuseport, bool nonblocking, std::uint16_t port) {
   lo.backlog = options_.backlog;
   lo.reuseport = reuseport;
   lo.nonblocking = nonblocking;
+  if (reuseport && port == 0 && options_.port != 0) {
+    // A second reuseport server on a port in use would silently join the first one's group
+    // and split its traffic: probe with a plain listener first, which fails if anyone listens.
+    ListenerOptions probe = lo;
+    probe.reuseport = false;
+    make_listener(probe);
+  }
   UniqueFd fd = make_listener(lo);
   register_listener(fd.get());
   return fd;
