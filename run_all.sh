@@ -40,7 +40,7 @@ if [[ -f $out ]]; then
     echo "run_all: cost model (Google Benchmark) ..."
     cost_json=$(dirname "$out")/cost_model.json
     if build/bin/cost_model --benchmark_out="$cost_json" --benchmark_out_format=json \
-        --benchmark_min_time="$([[ $preset == quick ]] && echo 0.05 || echo 0.3)" >/dev/null; then
+        --benchmark_min_time="$([[ $preset == quick ]] && echo 0.01 || echo 0.1)" >/dev/null; then
       build/bin/acceptbench attach-cost-model --results "$out" --cost-model "$cost_json" || status=$?
     fi
   fi

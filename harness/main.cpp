@@ -34,7 +34,8 @@ constexpr const char* kUsage =
     "  sweep    a matrix of configurations (--preset default|quick, --config FILE, flags)\n"
     "  compare  BASE NEW: per configuration, median ratios and a Mann-Whitney U test; exit 1 on a regression\n"
     "  ab       two builds (or binaries) run interleaved A B A B in one job, then compared\n"
-    "  merge    loadgen JSON results of several clients merged into one (histograms exactly)\n";
+    "  merge    loadgen JSON results of several clients merged into one (histograms exactly)\n"
+    "  attach-cost-model  folds cost_model's Google Benchmark JSON into a results file\n";
 
 [[noreturn]] void usage_error(const std::string& m) {
   fmt::print(stderr, "acceptbench: error: {}\n", m);
@@ -522,6 +523,73 @@ int cmd_merge(int argc, char** argv) {
   return 0;
 }
 
+// Which primitives (cost_model benchmark names) each model pays per connection, beyond
+// the connect + accept + close that every model pays.
+nlohmann::json primitives_per_model() {
+  const std::string base = "BM_ConnectAcceptClose";
+  return {{"iterative", {base, "BM_AcceptWakeRoundTrip"}},
+          {"thread-per-conn", {base, "BM_AcceptWakeRoundTrip", "BM_ThreadCreateJoin"}},
+          {"fork-per-conn", {base, "BM_AcceptWakeRoundTrip", "BM_ForkExitWait"}},
+          {"epoll-mutex", {base, "BM_EpollWakeRoundTrip", "BM_MutexUncontended", "BM_EpollCtlAddDel"}},
+          {"reuseport", {base, "BM_EpollWakeRoundTrip", "BM_ReuseportConnect/4"}},
+          {"shared-accept", {base, "BM_AcceptWakeRoundTrip"}},
+          {"prefork", {base, "BM_AcceptWakeRoundTrip"}},
+          {"epoll-shared", {base, "BM_EpollWakeRoundTrip"}},
+          {"epoll-exclusive", {base, "BM_EpollWakeRoundTrip"}},
+          {"acceptor-dispatch", {base, "BM_AcceptWakeRoundTrip", "BM_HandoffEventfd/real_time", "BM_MutexUncontended"}},
+          {"reuseport-cbpf", {base, "BM_EpollWakeRoundTrip", "BM_ReuseportConnect/4"}},
+          {"asio-reuseport", {base, "BM_EpollWakeRoundTrip", "BM_ReuseportConnect/4"}},
+          {"io-uring", {"BM_IoUringAccept"}}};
+}
+
+int cmd_attach_cost_model(int argc, char** argv) {
+  std::string results, cost;
+  po::options_description d(
+      "acceptbench attach-cost-model: adds cost_model's Google Benchmark JSON (--benchmark_out) to a results file\n"
+      "as its cost_model section, with the primitives each model pays per connection.\n\nOptions");
+  d.add_options()("help,h", "print this help")("results", po::value(&results), "results JSON to update")(
+      "cost-model", po::value(&cost), "Google Benchmark JSON");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (results.empty() || cost.empty()) usage_error("attach-cost-model needs --results and --cost-model");
+  try {
+    nlohmann::json doc = load_results(results);
+    std::ifstream in(cost);
+    if (!in) throw std::invalid_argument("cannot read '" + cost + "'");
+    nlohmann::json gb;
+    try {
+      gb = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument("'" + cost + "' is not valid JSON: " + e.what());
+    }
+    if (!gb.contains("benchmarks") || !gb["benchmarks"].is_array() || gb["benchmarks"].empty()) {
+      throw std::invalid_argument("'" + cost + "' has no benchmarks (is it Google Benchmark's JSON?)");
+    }
+    for (const auto& b : gb["benchmarks"]) {
+      if (!b.contains("name") || !b.contains("real_time")) throw std::invalid_argument("a benchmark lacks name or real_time");
+    }
+    doc["cost_model"] = {{"context", gb.value("context", nlohmann::json::object())},
+                         {"benchmarks", gb["benchmarks"]},
+                         {"per_model", primitives_per_model()},
+                         {"note", "Round trips (Handoff*, *WakeRoundTrip) cross two threads and back: one hand-off or "
+                                  "wake-up is about half. Connect/accept benchmarks close with RST (no TIME_WAIT)."}};
+    write_file_atomically(results, doc.dump() + "\n");
+    fmt::print("cost model: {} benchmarks attached to {}\n", gb["benchmarks"].size(), results);
+    return 0;
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -537,6 +605,7 @@ int main(int argc, char** argv) {
   if (cmd == "compare") return cmd_compare(argc - 1, argv + 1);
   if (cmd == "ab") return cmd_ab(argc - 1, argv + 1);
   if (cmd == "merge") return cmd_merge(argc - 1, argv + 1);
+  if (cmd == "attach-cost-model") return cmd_attach_cost_model(argc - 1, argv + 1);
   fmt::print(stderr, "acceptbench: error: unknown command '{}'\n\n{}", cmd, kUsage);
   return 2;
 }
