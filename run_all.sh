@@ -35,6 +35,10 @@ fi
 echo "run_all: preset $preset -> $out"
 status=0
 build/bin/acceptbench sweep --preset "$preset" "${resume[@]}" "${extra[@]}" || status=$?
+if [[ $preset == default && -f $out ]]; then
+  # Head-of-line blocking under slow clients, into the same results file.
+  build/bin/acceptbench sweep --preset slowclient --resume --out "$out" "${extra[@]}" || status=$?
+fi
 if [[ -f $out ]]; then
   if [[ -x build/bin/cost_model ]]; then
     echo "run_all: cost model (Google Benchmark) ..."

@@ -50,13 +50,14 @@ ErrorKind classify(int err) {
   }
 }
 
-enum class Phase { kFree, kConnecting, kReading, kAwaitEof };
+enum class Phase { kFree, kConnecting, kDelayed, kReading, kAwaitEof };
 
 struct Slot {
   int fd = -1;
   Phase phase = Phase::kFree;
   bool measured = false;
   std::int64_t intended = 0, started = 0, connected = 0, first_byte = 0, response_done = 0, last_progress = 0;
+  std::int64_t send_at = 0;  // a slow client's delayed request
   int requests_done = 0;
   std::string head;  // response head being read (capacity reused)
   bool in_body = false;
@@ -125,6 +126,7 @@ class Worker {
         wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, next_intended() - now));
       }
       if (!cpu_started_) wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, measure_start_ - now));
+      if (!delayed_.empty()) wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, send_delayed(now) - now));
       const timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
       const int n = ::epoll_pwait2(epoll_.get(), events.data(), static_cast<int>(events.size()), &ts, nullptr);
       now = mono_ns();
@@ -216,6 +218,29 @@ class Worker {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.fd, &ev) < 0) return fail(id, errno);
   }
 
+  // Sends the requests of slow clients whose time has come; returns the next due time.
+  std::int64_t send_delayed(std::int64_t now) {
+    std::int64_t next = INT64_MAX;
+    for (std::size_t i = 0; i < delayed_.size();) {
+      const std::size_t id = delayed_[i];
+      Slot& s = slots_[id];
+      if (s.phase != Phase::kDelayed) {  // failed or aborted meanwhile
+        delayed_[i] = delayed_.back();
+        delayed_.pop_back();
+      } else if (s.send_at <= now) {
+        delayed_[i] = delayed_.back();
+        delayed_.pop_back();
+        s.last_progress = now;
+        send_request(id);
+        if (s.phase != Phase::kFree) read_available(id, now);
+      } else {
+        next = std::min(next, s.send_at);
+        ++i;
+      }
+    }
+    return next;
+  }
+
   void send_request(std::size_t id) {
     Slot& s = slots_[id];
     const bool last = s.requests_done + 1 == c_.requests_per_conn;
@@ -240,9 +265,16 @@ class Worker {
       }
       if (!(events & EPOLLOUT)) return;
       s.connected = now;
+      if (slow_every_ && ++connected_count_ % slow_every_ == 0) {
+        s.phase = Phase::kDelayed;
+        s.send_at = now + std::int64_t{c_.slow_ms} * 1'000'000;
+        delayed_.push_back(id);
+        return;
+      }
       send_request(id);
       if (s.phase == Phase::kFree) return;
     }
+    if (s.phase == Phase::kDelayed) return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_available(id, now);
   }
 
@@ -385,6 +417,9 @@ class Worker {
   bool cpu_started_ = false;
   std::int64_t cpu0_ = 0;
   std::atomic<std::uint64_t> progress_{0};
+  std::uint64_t slow_every_ = c_.slow_fraction > 0 ? static_cast<std::uint64_t>(std::llround(1.0 / c_.slow_fraction)) : 0;
+  std::uint64_t connected_count_ = 0;
+  std::vector<std::size_t> delayed_;
 };
 
 }  // namespace
@@ -426,6 +461,8 @@ void validate(const LoadConfig& c) {
   if (c.timeout_ms < 1) bad("timeout must be >= 1 ms");
   if (c.max_in_flight < c.threads) bad("max in flight must be >= threads");
   if (c.timeseries_ms < 1) bad("timeseries interval must be >= 1 ms");
+  if (c.slow_fraction < 0 || c.slow_fraction > 1) bad("slow fraction must be in [0, 1]");
+  if (c.slow_ms < 0 || c.slow_ms >= c.timeout_ms) bad("slow delay must be in [0, timeout)");
   if (c.path.empty() || c.path.front() != '/' || c.path.find_first_of(" \r\n") != std::string::npos)
     bad("path must start with / and contain no spaces or line breaks");
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -450,7 +487,9 @@ nlohmann::json to_json(const LoadConfig& c) {
           {"max_in_flight", c.max_in_flight},
           {"spread_sources", c.spread_sources},
           {"cpus", c.cpus},
-          {"timeseries_ms", c.timeseries_ms}};
+          {"timeseries_ms", c.timeseries_ms},
+          {"slow_fraction", c.slow_fraction},
+          {"slow_ms", c.slow_ms}};
 }
 
 std::uint64_t LoadResult::error_total() const {

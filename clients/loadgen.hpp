@@ -39,6 +39,10 @@ struct LoadConfig {
   bool spread_sources = true;   // on loopback: source addresses over 127.0.0.0/8
   std::vector<int> cpus;        // client threads pinned round-robin to these; empty: none
   int timeseries_ms = 100;
+  // Slow clients: every (1/slow_fraction)-th connection waits slow_ms between its handshake
+  // and its request, like a client on a slow link (head-of-line blocking shows in the others).
+  double slow_fraction = 0;
+  int slow_ms = 0;
 };
 
 // Validates; throws std::invalid_argument with a message naming the bad field.

@@ -1,10 +1,14 @@
 #include "kernel.hpp"
 
+#include <stdexcept>
+
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "process.hpp"
 
 namespace acceptbench {
 
@@ -39,10 +43,11 @@ std::string slurp(const std::string& path) {
 }
 }  // namespace
 
-KernelCounters read_kernel_counters(const std::string& root) {
-  KernelCounters c = parse_proc_net_pairs(slurp(root + "/proc/net/snmp"));
-  for (auto& [k, v] : parse_proc_net_pairs(slurp(root + "/proc/net/netstat"))) c[k] = v;
-  std::istringstream sockstat(slurp(root + "/proc/net/sockstat"));
+namespace {
+KernelCounters from_texts(const std::string& snmp, const std::string& netstat, const std::string& sockstat_text) {
+  KernelCounters c = parse_proc_net_pairs(snmp);
+  for (auto& [k, v] : parse_proc_net_pairs(netstat)) c[k] = v;
+  std::istringstream sockstat(sockstat_text);
   for (std::string line; std::getline(sockstat, line);) {
     if (!line.starts_with("TCP:")) continue;
     std::istringstream f(line.substr(4));
@@ -51,6 +56,21 @@ KernelCounters read_kernel_counters(const std::string& root) {
     while (f >> key >> value) c["Sockstat." + key] = value;
   }
   return c;
+}
+}  // namespace
+
+KernelCounters read_kernel_counters(const std::string& root) {
+  return from_texts(slurp(root + "/proc/net/snmp"), slurp(root + "/proc/net/netstat"), slurp(root + "/proc/net/sockstat"));
+}
+
+KernelCounters read_kernel_counters_via(const std::vector<std::string>& launcher) {
+  if (launcher.empty()) return read_kernel_counters();
+  std::vector<std::string> argv = launcher;
+  argv.insert(argv.end(), {"sh", "-c", "cat /proc/net/snmp; echo @@; cat /proc/net/netstat; echo @@; cat /proc/net/sockstat"});
+  const std::string text = run_capture(argv);
+  const std::size_t a = text.find("@@\n"), b = text.find("@@\n", a == std::string::npos ? 0 : a + 3);
+  if (a == std::string::npos || b == std::string::npos) throw std::runtime_error("cannot read the kernel counters through the launcher");
+  return from_texts(text.substr(0, a), text.substr(a + 3, b - a - 3), text.substr(b + 3));
 }
 
 nlohmann::json kernel_deltas(const KernelCounters& before, const KernelCounters& after) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -14,6 +15,8 @@ namespace acceptbench {
 // machine, or a prefix for tests.
 using KernelCounters = std::map<std::string, std::int64_t>;
 KernelCounters read_kernel_counters(const std::string& root = "");
+// The same in the network namespace or on the host behind `launcher` (empty: here).
+KernelCounters read_kernel_counters_via(const std::vector<std::string>& launcher);
 
 // The counters the results report, as after - before.
 inline constexpr const char* kReportedCounters[] = {

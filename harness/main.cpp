@@ -1,5 +1,6 @@
 // acceptbench: runs the models under the load client, repeats, collects evidence, writes
 // results JSON, and compares runs. `acceptbench --help` lists the subcommands.
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -103,12 +104,12 @@ struct MatrixFlags {
   void add_to(po::options_description& d) {
     // clang-format off
     d.add_options()
-      ("preset", po::value(&preset), "start from harness/presets/NAME.json: default or quick")
+      ("preset", po::value(&preset), "start from harness/presets/NAME.json: default, quick or slowclient")
       ("config", po::value(&config), "start from a matrix JSON file (same fields as the presets)")
       ("models", po::value(&models), "comma list of model ids, or 'all'")
       ("model", po::value(&models), "alias of --models")
       ("server-threads", po::value(&server_threads), "comma list, e.g. 1,2,4 (multi-acceptor models)")
-      ("workloads", po::value(&workloads), "comma list of conn, keepalive, cost")
+      ("workloads", po::value(&workloads), "comma list of conn, keepalive, cost, slowclient")
       ("connections", po::value(&connections), "conn workload: connections in flight, comma list")
       ("keepalive-connections", po::value(&keepalive_connections), "keepalive workload: connections, comma list")
       ("keepalive-requests", po::value(&keepalive_requests), "keepalive workload: requests per connection")
@@ -142,7 +143,9 @@ struct MatrixFlags {
     };
     const std::string p = preset.empty() ? default_preset : preset;
     if (!p.empty()) {
-      if (p != "default" && p != "quick") usage_error("--preset must be default or quick");
+      if (p.find('/') != std::string::npos || !fs::exists(presets_dir + "/" + p + ".json")) {
+        usage_error("--preset '" + p + "' is not one of " + presets_dir + "/*.json (default, quick, slowclient)");
+      }
       apply_file(presets_dir + "/" + p + ".json");
     }
     if (!config.empty()) apply_file(config);
@@ -232,7 +235,46 @@ void print_summary(const nlohmann::json& doc) {
 struct SweepRun {
   std::vector<RunConfig> configs;
   std::vector<ModelInfo> catalog;
-  std::string bin_dir;
+  std::string bin_dir;         // where the server binaries are (on the server's host)
+  RunnerOptions base_options;  // launcher and target
+};
+
+// Where the server runs, from --launcher/--target-host/--allow-remote-target.
+struct LaunchFlags {
+  std::string launcher = "local", target_host = "127.0.0.1", remote_bin_dir;
+  bool allow_remote = false;
+
+  void add_to(po::options_description& d) {
+    d.add_options()("launcher", po::value(&launcher)->default_value(launcher),
+                    "where the server runs: local, netns:NAME (ip netns exec NAME ...) or ssh:HOST (ssh HOST ...)")(
+        "target-host", po::value(&target_host)->default_value(target_host),
+        "IPv4 address the client connects to; the server binds it")(
+        "remote-bin-dir", po::value(&remote_bin_dir), "ssh: the model binaries' folder on the server host (default: --bin-dir)")(
+        "allow-remote-target", po::bool_switch(&allow_remote),
+        "allow a target outside 127.0.0.0/8 (your own network namespace or lab host)");
+  }
+
+  // Fills the launcher fields of `o`; exits 2 on a bad value.
+  void apply(RunnerOptions& o, std::string& bin_dir) const {
+    in_addr a{};
+    if (::inet_pton(AF_INET, target_host.c_str(), &a) != 1) usage_error("--target-host must be an IPv4 address");
+    if ((ntohl(a.s_addr) >> 24) != 127 && !allow_remote) {
+      usage_error("refusing a target outside 127.0.0.0/8 (" + target_host +
+                  "): pass --allow-remote-target if it is your own namespace or lab host");
+    }
+    o.target_host = target_host;
+    if (launcher == "local") {
+      if (!remote_bin_dir.empty()) usage_error("--remote-bin-dir goes with --launcher ssh:HOST");
+    } else if (launcher.starts_with("netns:") && launcher.size() > 6) {
+      o.launcher = {"ip", "netns", "exec", launcher.substr(6)};
+    } else if (launcher.starts_with("ssh:") && launcher.size() > 4) {
+      o.launcher = {"ssh", "-o", "BatchMode=yes", launcher.substr(4), "--"};
+      o.remote = true;
+      if (!remote_bin_dir.empty()) bin_dir = remote_bin_dir;
+    } else {
+      usage_error("--launcher must be local, netns:NAME or ssh:HOST");
+    }
+  }
 };
 
 // Runs configurations into `file`, skipping finished ones when resuming. Progress on stderr.
@@ -250,7 +292,7 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume) {
       fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", index, sweep.configs.size(), c.key());
       continue;
     }
-    RunnerOptions o;
+    RunnerOptions o = sweep.base_options;
     o.server_binary = sweep.bin_dir + "/" + c.model;
     o.multi_acceptor = find_model(sweep.catalog, c.model)->multi_acceptor;
     const nlohmann::json result = run_config(c, o, [&](int rep) {
@@ -287,6 +329,7 @@ nlohmann::json ranking_notes() {
 
 int cmd_sweep(int argc, char** argv, bool single) {
   MatrixFlags mf;
+  LaunchFlags lf;
   std::string out, bin_dir = self_dir();
   bool resume = false;
   po::options_description d(single ? "acceptbench run: one configuration x R repetitions.\n\nOptions"
@@ -295,6 +338,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
       "bin-dir", po::value(&bin_dir)->default_value(bin_dir), "where the model binaries and models.json are");
   if (!single) d.add_options()("resume", po::bool_switch(&resume), "continue an existing --out file, skipping finished configurations");
   mf.add_to(d);
+  lf.add_to(d);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
@@ -308,7 +352,6 @@ int cmd_sweep(int argc, char** argv, bool single) {
   }
   if (resume && out.empty()) usage_error("--resume needs --out FILE");
   SweepRun sweep;
-  sweep.bin_dir = bin_dir;
   try {
     sweep.catalog = load_models(bin_dir);
     const std::string presets = fs::exists(bin_dir + "/presets") ? bin_dir + "/presets" : ACCEPTBENCH_SOURCE_DIR "/harness/presets";
@@ -318,6 +361,8 @@ int cmd_sweep(int argc, char** argv, bool single) {
   } catch (const std::invalid_argument& e) {
     usage_error(e.what());
   }
+  lf.apply(sweep.base_options, bin_dir);
+  sweep.bin_dir = bin_dir;
   if (sweep.configs.empty()) usage_error("the matrix is empty");
   if (single && sweep.configs.size() != 1) {
     usage_error(fmt::format("run takes one configuration, these flags make {}; use sweep", sweep.configs.size()));
@@ -325,7 +370,10 @@ int cmd_sweep(int argc, char** argv, bool single) {
   const std::string run_id = new_run_id();
   if (out.empty()) out = "results/" + run_id + "/results.json";
   try {
-    ResultsFile file(out, collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus), run_id, resume);
+    nlohmann::json env = collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus);
+    env["placement"]["launcher"] = lf.launcher;
+    env["placement"]["target_host"] = lf.target_host;
+    ResultsFile file(out, std::move(env), run_id, resume);
     file.set("notes", ranking_notes());
     fmt::print(stderr, "acceptbench: {} configurations -> {}\n", sweep.configs.size(), out);
     run_matrix(sweep, file, resume);

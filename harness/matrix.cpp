@@ -37,7 +37,7 @@ void MatrixSpec::apply(const nlohmann::json& j) {
   static const std::set<std::string> kKnown = {
       "comment", "models", "server_threads", "workloads", "connections", "keepalive_connections", "rates",
       "keepalive_requests", "duration_s", "warmup_s", "repetitions", "work_us", "sleep_us", "response_bytes",
-      "close", "client_threads", "server_cpus", "client_cpus", "server_args"};
+      "close", "client_threads", "server_cpus", "client_cpus", "server_args", "slow_fraction", "slow_ms"};
   if (!j.is_object()) throw std::invalid_argument("a matrix config must be a JSON object");
   for (const auto& [k, v] : j.items()) {
     if (!kKnown.contains(k)) throw std::invalid_argument("unknown matrix field '" + k + "'");
@@ -67,6 +67,8 @@ void MatrixSpec::apply(const nlohmann::json& j) {
     get("server_cpus", server_cpus);
     get("client_cpus", client_cpus);
     get("server_args", server_args);
+    get("slow_fraction", slow_fraction);
+    get("slow_ms", slow_ms);
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("matrix config: ") + e.what());
   }
@@ -124,11 +126,15 @@ std::vector<RunConfig> MatrixSpec::expand(const std::vector<ModelInfo>& catalog)
         base.server_cpus = server_cpus;
         base.client_cpus = client_cpus;
         base.server_args = server_args;
-        if (w == "conn" || w == "keepalive") {
-          for (int c : w == "conn" ? connections : keepalive_connections) {
+        if (w == "conn" || w == "keepalive" || w == "slowclient") {
+          for (int c : w == "keepalive" ? keepalive_connections : connections) {
             RunConfig rc = base;
             rc.connections = std::max(c, rc.client_threads);
-            rc.requests_per_conn = w == "conn" ? 1 : keepalive_requests;
+            rc.requests_per_conn = w == "keepalive" ? keepalive_requests : 1;
+            if (w == "slowclient") {
+              rc.slow_fraction = slow_fraction;
+              rc.slow_ms = slow_ms;
+            }
             out.push_back(rc);
           }
         } else if (w == "cost") {
@@ -139,7 +145,7 @@ std::vector<RunConfig> MatrixSpec::expand(const std::vector<ModelInfo>& catalog)
             out.push_back(rc);
           }
         } else {
-          bad("unknown workload '" + w + "' (conn, keepalive, cost)");
+          bad("unknown workload '" + w + "' (conn, keepalive, cost, slowclient)");
         }
       }
     }

@@ -23,6 +23,9 @@ const ModelInfo* find_model(const std::vector<ModelInfo>& models, const std::str
 //   conn       closed loop, one request per connection, at each of `connections`
 //   keepalive  closed loop, `keepalive_requests` per connection, at each of `keepalive_connections`
 //   cost       open loop, one request per connection, at each of `rates` (offered conn/s)
+//   slowclient closed loop, one request per connection, at each of `connections`, with
+//              `slow_fraction` of the clients waiting `slow_ms` before their request:
+//              head-of-line blocking (iterative) made visible
 struct MatrixSpec {
   std::vector<std::string> models;  // empty: all
   std::vector<int> server_threads = {1};
@@ -31,6 +34,8 @@ struct MatrixSpec {
   std::vector<int> keepalive_connections = {64};
   std::vector<double> rates = {4000};
   int keepalive_requests = 100;
+  double slow_fraction = 0.05;
+  int slow_ms = 50;
   double duration_s = 2, warmup_s = 0.5;
   int repetitions = 3;
   std::uint32_t work_us = 0, sleep_us = 0, response_bytes = 13;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +51,10 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
     ::signal(SIGPIPE, SIG_DFL);
+    if (options.rlimit_nofile > 0) {
+      const rlimit lim{static_cast<rlim_t>(options.rlimit_nofile), static_cast<rlim_t>(options.rlimit_nofile)};
+      ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -73,6 +78,8 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   ::close(err_pipe[1]);
   ServerProcess p;
   p.pid_ = pid;
+  p.launcher_ = options.launcher;
+  p.remote_ = options.remote;
   p.out_.reset(out_pipe[0]);
   p.err_.reset(err_pipe[0]);
 
@@ -125,6 +132,8 @@ ServerProcess& ServerProcess::operator=(ServerProcess&& o) noexcept {
     ready_line_ = std::move(o.ready_line_);
     port_ = o.port_;
     threads_ = o.threads_;
+    launcher_ = std::move(o.launcher_);
+    remote_ = o.remote_;
   }
   return *this;
 }
@@ -179,13 +188,27 @@ StopResult ServerProcess::finish(bool killed) {
   return r;
 }
 
+void ServerProcess::signal_server(int sig) {
+  if (!remote_) {
+    ::kill(pid_, sig);
+    return;
+  }
+  std::vector<std::string> argv = launcher_;
+  argv.insert(argv.end(), {"kill", "-" + std::to_string(sig), std::to_string(server_pid_)});
+  try {
+    run_capture(argv, 10'000);
+  } catch (const std::exception&) {  // the server may be gone already
+  }
+}
+
 StopResult ServerProcess::stop(std::chrono::milliseconds grace) {
   if (!alive()) return finish(false);
-  ::kill(pid_, SIGTERM);
+  signal_server(SIGTERM);
   const std::int64_t deadline = now_ns() + grace.count() * 1'000'000;
   while (alive() && now_ns() < deadline) pump(10);
   bool killed = false;
   if (alive()) {
+    if (remote_) signal_server(SIGKILL);
     ::kill(-pid_, SIGKILL);
     killed = true;
     ::waitpid(pid_, &wait_status_, 0);
@@ -198,12 +221,54 @@ StopResult ServerProcess::stop(std::chrono::milliseconds grace) {
 
 StopResult ServerProcess::kill_now() {
   if (alive()) {
+    if (remote_) signal_server(SIGKILL);
     ::kill(-pid_, SIGKILL);
     ::waitpid(pid_, &wait_status_, 0);
     reaped_ = true;
     return finish(true);
   }
   return finish(false);
+}
+
+std::string run_capture(const std::vector<std::string>& argv, int timeout_ms) {
+  SpawnOptions o;
+  o.argv = argv;
+  int out_pipe[2];
+  check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork");
+  if (pid == 0) {
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::execvp(cargs[0], cargs.data());
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  UniqueFd out(out_pipe[0]);
+  std::string text;
+  const std::int64_t deadline = now_ns() + std::int64_t{timeout_ms} * 1'000'000;
+  char buf[65536];
+  for (;;) {
+    pollfd p{out.get(), POLLIN, 0};
+    const auto left = static_cast<int>((deadline - now_ns()) / 1'000'000);
+    if (left <= 0 || ::poll(&p, 1, left) <= 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      throw std::runtime_error("timed out: " + argv[0]);
+    }
+    const ssize_t n = ::read(out.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error(fmt::format("'{}' failed ({})", argv[0], WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  }
+  return text;
 }
 
 namespace {
@@ -243,19 +308,16 @@ std::vector<std::string> stat_fields(pid_t pid) {
 
 }  // namespace
 
-ProcSample sample_proc(pid_t pid) {
-  ProcSample s;
-  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+namespace {
+
+// Adds one process's CPU time (its own and its reaped children's) and context switches.
+void add_process(ProcSample& s, pid_t pid, double tick) {
   const auto f = stat_fields(pid);
   if (f.size() < 20) throw std::runtime_error(fmt::format("short /proc/{}/stat", pid));
-  s.user_s = std::stod(f[11]) / tick;  // utime (field 14)
-  s.system_s = std::stod(f[12]) / tick;
-  s.children_user_s = std::stod(f[13]) / tick;
-  s.children_system_s = std::stod(f[14]) / tick;
-  const std::string status = slurp(fmt::format("/proc/{}/status", pid));
-  s.peak_rss_kb = status_field(status, "VmHWM");
-  s.rss_kb = status_field(status, "VmRSS");
-  s.threads = static_cast<int>(status_field(status, "Threads"));
+  s.user_s += std::stod(f[11]) / tick;  // utime (field 14)
+  s.system_s += std::stod(f[12]) / tick;
+  s.children_user_s += std::stod(f[13]) / tick;
+  s.children_system_s += std::stod(f[14]) / tick;
   // Context switches: the process's status counts only its main thread; sum the tasks.
   for_each_dir_entry(fmt::format("/proc/{}/task", pid), [&](const std::string& tid) {
     try {
@@ -265,7 +327,76 @@ ProcSample sample_proc(pid_t pid) {
     } catch (const std::exception&) {  // the task exited meanwhile
     }
   });
+}
+
+}  // namespace
+
+ProcSample sample_proc(pid_t pid) {
+  ProcSample s;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  add_process(s, pid, tick);
+  // Live child processes (prefork's workers, fork-per-conn's children in flight) count too:
+  // their time reaches the parent's "children" fields only once they are reaped, and a
+  // child reaped between two samples then shows its whole life in the second, its part
+  // so far in the first: the difference is right.
+  for_each_dir_entry("/proc", [&](const std::string& name) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) return;
+    try {
+      const auto child = static_cast<pid_t>(std::stoi(name));
+      const auto f = stat_fields(child);
+      if (f.size() > 1 && std::stoi(f[1]) == pid && f[0] != "Z") {
+        ProcSample c;
+        add_process(c, child, tick);
+        s.children_user_s += c.user_s + c.children_user_s;
+        s.children_system_s += c.system_s + c.children_system_s;
+        s.voluntary_ctxt += c.voluntary_ctxt;
+        s.involuntary_ctxt += c.involuntary_ctxt;
+      }
+    } catch (const std::exception&) {  // gone meanwhile
+    }
+  });
+  const std::string status = slurp(fmt::format("/proc/{}/status", pid));
+  s.peak_rss_kb = status_field(status, "VmHWM");
+  s.rss_kb = status_field(status, "VmRSS");
+  s.threads = static_cast<int>(status_field(status, "Threads"));
   for_each_dir_entry(fmt::format("/proc/{}/fd", pid), [&](const std::string&) { ++s.open_fds; });
+  return s;
+}
+
+ProcSample sample_proc_via(const std::vector<std::string>& launcher, pid_t pid) {
+  std::vector<std::string> argv = launcher;
+  argv.insert(argv.end(), {"sh", "-c",
+                           fmt::format("cd /proc/{0} && cat stat && echo @@ && cat status && echo @@ && getconf CLK_TCK "
+                                       "&& echo @@ && cat task/*/status && echo @@ && ls fd | wc -l",
+                                       pid)});
+  const std::string text = run_capture(argv);
+  std::vector<std::string> parts;
+  for (std::size_t pos = 0;;) {
+    const std::size_t at = text.find("@@\n", pos);
+    parts.push_back(text.substr(pos, at == std::string::npos ? std::string::npos : at - pos));
+    if (at == std::string::npos) break;
+    pos = at + 3;
+  }
+  if (parts.size() != 5) throw std::runtime_error(fmt::format("cannot read /proc/{} through the launcher", pid));
+  ProcSample s;
+  std::istringstream rest(parts[0].substr(parts[0].rfind(')') + 2));
+  std::vector<std::string> f;
+  for (std::string x; rest >> x;) f.push_back(x);
+  const double tick = std::stod(parts[2]);
+  if (f.size() < 20 || tick <= 0) throw std::runtime_error("short /proc stat through the launcher");
+  s.user_s = std::stod(f[11]) / tick;
+  s.system_s = std::stod(f[12]) / tick;
+  s.children_user_s = std::stod(f[13]) / tick;
+  s.children_system_s = std::stod(f[14]) / tick;
+  s.peak_rss_kb = status_field("\n" + parts[1], "VmHWM");
+  s.rss_kb = status_field("\n" + parts[1], "VmRSS");
+  s.threads = static_cast<int>(status_field("\n" + parts[1], "Threads"));
+  std::istringstream tasks(parts[3]);
+  for (std::string line; std::getline(tasks, line);) {
+    if (line.starts_with("voluntary_ctxt_switches:")) s.voluntary_ctxt += std::strtoull(line.c_str() + 24, nullptr, 10);
+    if (line.starts_with("nonvoluntary_ctxt_switches:")) s.involuntary_ctxt += std::strtoull(line.c_str() + 27, nullptr, 10);
+  }
+  s.open_fds = std::stoi(parts[4]);
   return s;
 }
 

@@ -19,6 +19,10 @@ struct SpawnOptions {
   std::vector<std::string> launcher;  // prefix, e.g. {"ip","netns","exec","srv"}; empty: local
   std::vector<int> cpus;              // sched_setaffinity before exec; empty: no pinning
   std::chrono::milliseconds ready_timeout{10'000};
+  int rlimit_nofile = 0;  // > 0: RLIMIT_NOFILE for the server (a resource-limit test)
+  // The server runs on another host behind the launcher (ssh): signals go to the PID it
+  // reported, through the launcher, and its /proc is read the same way.
+  bool remote = false;
 };
 
 struct StopResult {
@@ -59,7 +63,8 @@ class ServerProcess {
 
  private:
   ServerProcess() = default;
-  void pump(int timeout_ms);  // moves pipe contents into the buffers
+  void pump(int timeout_ms);
+  void signal_server(int sig);  // moves pipe contents into the buffers
   StopResult finish(bool killed);
 
   pid_t pid_ = -1;
@@ -71,7 +76,13 @@ class ServerProcess {
   std::string ready_line_;
   std::uint16_t port_ = 0;
   int threads_ = 0;
+  std::vector<std::string> launcher_;
+  bool remote_ = false;
 };
+
+// Runs argv to completion (at most timeout_ms, then SIGKILL) and returns its stdout;
+// throws std::runtime_error when it cannot run or exits non-zero.
+std::string run_capture(const std::vector<std::string>& argv, int timeout_ms = 10'000);
 
 // Facts from /proc/PID (Linux).
 struct ProcSample {
@@ -84,6 +95,8 @@ struct ProcSample {
 };
 // Reads /proc/PID/stat, status and task/*/status; throws std::runtime_error if gone.
 ProcSample sample_proc(pid_t pid);
+// The same on the host behind `launcher` (e.g. {"ssh", "host"}), through one shell command.
+ProcSample sample_proc_via(const std::vector<std::string>& launcher, pid_t pid);
 // Children of `pid` that are zombies, and all children.
 int count_zombie_children(pid_t pid);
 int count_children(pid_t pid);

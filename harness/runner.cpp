@@ -16,6 +16,7 @@ std::string RunConfig::key() const {
   std::string load = rate > 0 ? fmt::format("rate{}", rate) : fmt::format("c{}", connections);
   std::string k = fmt::format("{}|{}|t{}|{}|k{}|w{}|s{}|b{}|{}|ct{}", model, workload, server_threads, load,
                               requests_per_conn, work_us, sleep_us, response_bytes, to_string(close), client_threads);
+  if (slow_fraction > 0) k += fmt::format("|slow{}x{}ms", slow_fraction, slow_ms);
   for (const auto& a : server_args) k += "|" + a;
   return k;
 }
@@ -39,6 +40,8 @@ nlohmann::json RunConfig::to_json() const {
           {"server_cpus", server_cpus},
           {"client_cpus", client_cpus},
           {"server_args", server_args},
+          {"slow_fraction", slow_fraction},
+          {"slow_ms", slow_ms},
           {"key", key()}};
 }
 
@@ -62,6 +65,8 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     c.server_cpus = j.at("server_cpus").get<std::vector<int>>();
     c.client_cpus = j.at("client_cpus").get<std::vector<int>>();
     c.server_args = j.value("server_args", std::vector<std::string>{});
+    c.slow_fraction = j.value("slow_fraction", 0.0);
+    c.slow_ms = j.value("slow_ms", 0);
     return c;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("malformed config: ") + e.what());
@@ -104,8 +109,11 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   } else if (c.server_threads != 1) {
     return failed(rep, fmt::format("{} has one acceptor; server_threads must be 1", c.model));
   }
+  if (o.target_host != "127.0.0.1") spawn.argv.insert(spawn.argv.end(), {"--bind", o.target_host});
   spawn.argv.insert(spawn.argv.end(), c.server_args.begin(), c.server_args.end());
   spawn.cpus = c.server_cpus;
+  spawn.launcher = o.launcher;
+  spawn.remote = o.remote;
   spawn.ready_timeout = std::chrono::milliseconds(o.ready_timeout_ms);
 
   std::optional<ServerProcess> server;
@@ -116,6 +124,7 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   }
 
   LoadConfig load;
+  load.host = o.target_host;
   load.port = server->port();
   load.threads = c.client_threads;
   load.connections = c.connections;
@@ -124,6 +133,8 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   load.close = c.close;
   load.cpus = c.client_cpus;
   load.timeout_ms = 3000;
+  load.slow_fraction = c.slow_fraction;
+  load.slow_ms = c.slow_ms;
   try {
     if (c.warmup_s > 0) {
       LoadConfig warm = load;
@@ -134,17 +145,18 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
       const StopResult s = server->stop(std::chrono::milliseconds(0));
       return failed(rep, "server died during the warm-up (" + s.describe() + "): " + s.stderr_text);
     }
-    const ProcSample proc_before = sample_proc(server->pid());
-    const KernelCounters kernel_before = read_kernel_counters();
+    auto sample = [&] { return o.remote ? sample_proc_via(o.launcher, server->server_pid()) : sample_proc(server->server_pid()); };
+    const ProcSample proc_before = sample();
+    const KernelCounters kernel_before = read_kernel_counters_via(o.launcher);
     load.duration_s = c.duration_s;
     const LoadResult r = run_load(load);
-    const KernelCounters kernel_after = read_kernel_counters();
+    const KernelCounters kernel_after = read_kernel_counters_via(o.launcher);
     if (!server->alive()) {
       const StopResult s = server->stop(std::chrono::milliseconds(0));
       rep["client"] = r.to_json();
       return failed(rep, "server died during the measurement (" + s.describe() + "): " + s.stderr_text);
     }
-    const ProcSample proc_after = sample_proc(server->pid());
+    const ProcSample proc_after = sample();
     rep["client"] = r.to_json();
     rep["server_proc"] = proc_delta(proc_before, proc_after);
     rep["kernel"] = kernel_deltas(kernel_before, kernel_after);

@@ -24,6 +24,8 @@ struct RunConfig {
   double duration_s = 2, warmup_s = 0.5;
   int repetitions = 3;
   ClosePolicy close = ClosePolicy::kClient;
+  double slow_fraction = 0;  // slowclient workload: see LoadConfig
+  int slow_ms = 0;
   std::vector<int> server_cpus, client_cpus;
   std::vector<std::string> server_args;  // extra flags for the server binary
 
@@ -40,6 +42,10 @@ struct RunnerOptions {
   int ready_timeout_ms = 10'000;
   int stop_timeout_ms = 5'000;  // after SIGTERM; then SIGKILL and the repetition fails
   double saturation_threshold = 0.90;  // client thread utilization that flags a saturated client
+  // Where the server runs: empty = here; {"ip","netns","exec",NAME}; {"ssh",HOST}.
+  std::vector<std::string> launcher;
+  bool remote = false;                  // ssh: signals and /proc go through the launcher
+  std::string target_host = "127.0.0.1";  // the address the client connects to (and the server binds)
 };
 
 // Runs one repetition. Returns its JSON ("status": "ok" or "failed" with "reason");

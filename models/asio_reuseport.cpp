@@ -8,6 +8,9 @@
 
 #include <boost/asio.hpp>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <list>
 #include <memory>
 #include <vector>
@@ -41,16 +44,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // The timer runs from the start of a request (or of the idle wait) until the request is
+  // complete: a client trickling bytes (slowloris) does not restart it.
   void read() {
-    timer_.expires_after(std::chrono::milliseconds(server_.options().read_timeout_ms));
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec) return;  // cancelled: data came, or closed
-      AcceptorStats::add(self->stats_.read_timeouts);
-      self->close();
-    });
+    if (!timer_armed_) {
+      timer_armed_ = true;
+      timer_.expires_after(std::chrono::milliseconds(server_.options().read_timeout_ms));
+      timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (ec) return;  // cancelled: the request completed, or closed
+        AcceptorStats::add(self->stats_.read_timeouts);
+        self->close();
+      });
+    }
     socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      self->timer_.cancel();
       if (ec) {
+        self->timer_.cancel();
         if (ec != asio::error::eof && ec != asio::error::operation_aborted) self->stats_.count_error(ec.value());
         return;
       }
@@ -66,6 +74,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return read();
     }
     const bool ok = req.status == http::Parse::kComplete;
+    timer_.cancel();
+    timer_armed_ = false;
     if (ok) server_.simulate_work();
     const std::string_view response = ok ? server_.responses().ok(req.keep_alive) : server_.responses().error(req.status);
     const bool keep = ok && req.keep_alive;
@@ -91,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 16384> buf_{};
   std::string in_;
   bool writing_ = false;
+  bool timer_armed_ = false;
 };
 
 // One thread's io_context: accept loop, sessions, and the stop.
@@ -112,6 +123,21 @@ class Worker {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || server_.stopping()) return;
       AcceptorStats::add(stats_.accept_calls);
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+        // Out of descriptors: drop one pending connection through the spare descriptor (as
+        // Acceptor does) and try again in 10 ms rather than at once: no busy loop.
+        stats_.count_error(ec.value());
+        spare_.reset();
+        if (const int dropped = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC); dropped >= 0) {
+          ::close(dropped);
+        }
+        spare_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        backoff_.expires_after(std::chrono::milliseconds(10));
+        backoff_.async_wait([this](boost::system::error_code) {
+          if (!server_.stopping()) accept();
+        });
+        return;
+      }
       if (ec) {
         stats_.count_error(ec.value());
       } else {
@@ -157,6 +183,8 @@ class Worker {
   tcp::acceptor acceptor_;
   asio::posix::stream_descriptor stop_watch_;
   asio::steady_timer grace_;
+  asio::steady_timer backoff_{ctx_};
+  UniqueFd spare_{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
   std::list<std::weak_ptr<Session>> sessions_;
 };
 

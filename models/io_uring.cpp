@@ -5,6 +5,7 @@
 // Differs from reuseport by the completion model: no epoll_wait + accept() pair per
 // connection. Expect: fewer syscalls per connection (batched submissions).
 #include <liburing.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -33,6 +34,7 @@ struct Conn {
   bool keep_alive = true;
   bool sending = false;
   std::int64_t last_active_ns = 0;
+  std::int64_t request_started_ns = 0;  // first byte of the incomplete request in `in`
   std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(http::kReadBufferBytes);
 };
 
@@ -138,7 +140,20 @@ class Ring {
     switch (tag) {
       case kAccept: {
         AcceptorStats::add(stats_.accept_calls);
-        if (!(flags & IORING_CQE_F_MORE) && !stopping_) arm_accept();  // the multishot ended: re-arm
+        const bool ended = !(flags & IORING_CQE_F_MORE);
+        if (res == -EMFILE || res == -ENFILE) {
+          // Out of descriptors: drop one pending connection through the spare descriptor
+          // (as Acceptor does), and re-arm on the next tick, not at once: no busy loop.
+          stats_.count_error(-res);
+          spare_.reset();
+          if (const int dropped = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); dropped >= 0) {
+            ::close(dropped);
+          }
+          spare_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+          if (ended) rearm_on_tick_ = true;
+          return;
+        }
+        if (ended && !stopping_) arm_accept();  // the multishot ended: re-arm
         if (res < 0) {
           if (-res != EINVAL && -res != ECANCELED) stats_.count_error(-res);
           return;
@@ -171,6 +186,7 @@ class Ring {
           if (res == -ECONNRESET) stats_.count_error(ECONNRESET);
           return close(id);
         }
+        if (c.in.empty()) c.request_started_ns = now;
         c.in.append(c.buf.get(), static_cast<std::size_t>(res));
         return serve(id);
       }
@@ -190,11 +206,16 @@ class Ring {
       case kTick: {
         const std::int64_t limit = std::int64_t{server_.options().read_timeout_ms} * 1'000'000;
         for (auto& c : conns_) {
-          if (c && !c->sending && now - c->last_active_ns >= limit) {
+          if (c && !c->sending &&
+              (now - c->last_active_ns >= limit || (!c->in.empty() && now - c->request_started_ns >= limit))) {
             AcceptorStats::add(stats_.read_timeouts);
             ::shutdown(c->fd.get(), SHUT_RDWR);  // its pending recv completes with 0: closed there
             c->last_active_ns = now;
           }
+        }
+        if (rearm_on_tick_ && !stopping_) {
+          rearm_on_tick_ = false;
+          arm_accept();
         }
         if (!(stopping_ && live_ == 0)) arm_tick();
         return;
@@ -218,6 +239,8 @@ class Ring {
   std::vector<std::uint32_t> free_;
   std::size_t live_ = 0;
   bool stopping_ = false;
+  bool rearm_on_tick_ = false;
+  UniqueFd spare_{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
 };
 
 }  // namespace
@@ -225,9 +248,10 @@ class Ring {
 void run_model(Server& server) {
   const int n = server.options().threads;
   std::vector<UniqueFd> listeners;
-  listeners.push_back(server.listen(/*reuseport=*/true, /*nonblocking=*/false));
+  // Nonblocking, so that the EMFILE path's direct accept4() never blocks.
+  listeners.push_back(server.listen(/*reuseport=*/true, /*nonblocking=*/true));
   const std::uint16_t port = local_port(listeners.front().get());
-  for (int i = 1; i < n; ++i) listeners.push_back(server.listen(true, false, port));
+  for (int i = 1; i < n; ++i) listeners.push_back(server.listen(true, true, port));
   server.announce_ready(port);
   run_threads(n, [&](int id) {
     Ring ring(server, server.acceptor(id), listeners[static_cast<std::size_t>(id)].get());

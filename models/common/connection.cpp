@@ -84,6 +84,10 @@ void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd) {
   } count_close{stats};
   std::size_t len = 0;
   int idle_ms = 0;
+  // A request must arrive whole within the timeout of its first byte, so that a client
+  // trickling a byte at a time (slowloris) cannot hold the connection forever.
+  std::int64_t request_started = 0;
+  const std::int64_t timeout_ns = std::int64_t{timeout_ms} * 1'000'000;
   for (;;) {
     // Answer every complete request in the buffer (pipelining).
     for (;;) {
@@ -109,8 +113,15 @@ void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd) {
     if (server.stopping() && (len == 0 || server.past_grace())) {
       return;  // idle at the stop, or out of grace
     }
+    if (len == 0) request_started = 0;
     const ssize_t n = ::read(fd.get(), buffer.get() + len, http::kReadBufferBytes - len);
     if (n > 0) {
+      const std::int64_t now = now_ns();
+      if (request_started == 0) request_started = now;
+      if (now - request_started > timeout_ns) {
+        AcceptorStats::add(stats.read_timeouts);
+        return;
+      }
       len += static_cast<std::size_t>(n);
       idle_ms = 0;
     } else if (n == 0) {

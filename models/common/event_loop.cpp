@@ -26,6 +26,7 @@ struct EventLoop::Conn {
   std::string out;  // response bytes the socket did not take yet
   bool close_after_out = false;
   std::int64_t last_active_ns = 0;
+  std::int64_t request_started_ns = 0;  // first byte of the incomplete request in `in`
 };
 
 EventLoop::EventLoop(Server& server, AcceptorStats& stats)
@@ -188,8 +189,10 @@ void EventLoop::on_connection(int fd, std::uint32_t events) {
   }
   const ssize_t n = ::read(fd, scratch_.get(), http::kReadBufferBytes - c.in.size());
   if (n > 0) {
+    if (c.in.empty()) c.request_started_ns = now_ns_;
     c.in.append(scratch_.get(), static_cast<std::size_t>(n));
     serve_buffer(c);
+    if (c.fd && !c.in.empty() && c.in.size() < static_cast<std::size_t>(n)) c.request_started_ns = now_ns_;
   } else if (n == 0) {
     close_conn(fd);  // the peer closed
   } else if (errno != EAGAIN && errno != EINTR) {
@@ -201,7 +204,9 @@ void EventLoop::on_connection(int fd, std::uint32_t events) {
 void EventLoop::expire_idle(std::int64_t now) {
   const std::int64_t limit = std::int64_t{server_->options().read_timeout_ms} * 1'000'000;
   for (auto& slot : conns_) {
-    if (slot && slot->fd && now - slot->last_active_ns >= limit) {
+    // Idle too long, or a request still incomplete too long after its first byte (slowloris).
+    if (slot && slot->fd &&
+        (now - slot->last_active_ns >= limit || (!slot->in.empty() && now - slot->request_started_ns >= limit))) {
       AcceptorStats::add(stats_->read_timeouts);
       close_conn(slot->fd.get());
     }

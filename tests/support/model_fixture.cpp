@@ -34,8 +34,9 @@ bool multi_acceptor(const std::string& model) {
   return false;
 }
 
-ServerProcess start_model(const std::string& model, int threads, std::vector<std::string> extra) {
+ServerProcess start_model(const std::string& model, int threads, std::vector<std::string> extra, int rlimit_nofile) {
   SpawnOptions o;
+  o.rlimit_nofile = rlimit_nofile;
   o.argv = {bin_dir() + "/" + model, "--port", "0"};
   if (multi_acceptor(model)) {
     o.argv.push_back("--threads");

@@ -17,7 +17,8 @@ std::vector<std::string> model_ids();
 bool multi_acceptor(const std::string& model);
 
 // Starts bin/<model> --port 0 [extra...]; multi-acceptor models get --threads `threads`.
-ServerProcess start_model(const std::string& model, int threads = 2, std::vector<std::string> extra = {});
+ServerProcess start_model(const std::string& model, int threads = 2, std::vector<std::string> extra = {},
+                          int rlimit_nofile = 0);
 
 struct LoadResult {
   int connections = 0;  // connections that completed all their requests
