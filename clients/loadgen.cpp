@@ -446,6 +446,31 @@ const char* to_string(ErrorKind k) {
   return kNames[static_cast<std::size_t>(k)];
 }
 
+std::vector<int> parse_cpu_list(const std::string& text) {
+  std::vector<int> cpus;
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t comma = text.find(',', pos);
+    const std::string part = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const std::size_t dash = part.find('-');
+    try {
+      std::size_t used_lo = 0, used_hi = 0;
+      const int lo = std::stoi(part.substr(0, dash), &used_lo);
+      const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1), &used_hi);
+      if (used_lo != (dash == std::string::npos ? part.size() : dash) ||
+          (dash != std::string::npos && used_hi != part.size() - dash - 1) || lo < 0 || hi < lo) {
+        throw std::invalid_argument("junk");
+      }
+      for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("CPU list '" + text + "': expected e.g. 0 or 0-1 or 0,2");
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return cpus;
+}
+
 void validate(const LoadConfig& c) {
   auto bad = [](const std::string& m) { throw std::invalid_argument(m); };
   in_addr a{};

@@ -45,6 +45,9 @@ struct LoadConfig {
   int slow_ms = 0;
 };
 
+// "0", "0-1", "0,2-3" -> CPU numbers; throws std::invalid_argument on anything else.
+std::vector<int> parse_cpu_list(const std::string& text);
+
 // Validates; throws std::invalid_argument with a message naming the bad field.
 void validate(const LoadConfig& c);
 nlohmann::json to_json(const LoadConfig& c);

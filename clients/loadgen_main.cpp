@@ -18,26 +18,6 @@ namespace {
   std::exit(2);
 }
 
-std::vector<int> parse_cpus(const std::string& s) {
-  std::vector<int> cpus;
-  std::size_t pos = 0;
-  while (pos < s.size()) {
-    const std::size_t comma = s.find(',', pos);
-    const std::string part = s.substr(pos, comma - pos);
-    const std::size_t dash = part.find('-');
-    try {
-      const int lo = std::stoi(part.substr(0, dash));
-      const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
-      for (int c = lo; c <= hi; ++c) cpus.push_back(c);
-    } catch (const std::exception&) {
-      throw std::invalid_argument("cpu list '" + s + "': expected e.g. 0 or 0-1 or 0,2");
-    }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return cpus;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,7 +66,7 @@ int main(int argc, char** argv) {
     c.port = static_cast<std::uint16_t>(port);
     c.close = close_policy_from_string(close);
     c.spread_sources = !no_spread;
-    if (!cpus.empty()) c.cpus = parse_cpus(cpus);
+    if (!cpus.empty()) c.cpus = parse_cpu_list(cpus);
     if (vm["connections"].defaulted() && c.rate == 0) c.connections = c.threads;
     validate(c);
   } catch (const po::error& e) {

@@ -78,15 +78,10 @@ std::vector<T> parse_list(const std::string& s, const char* flag) {
 
 std::vector<int> parse_cpus(const std::string& s, const char* flag) {
   std::vector<int> cpus;
-  for (const auto& part : parse_list<std::string>(s, flag)) {
-    const std::size_t dash = part.find('-');
-    try {
-      const int lo = std::stoi(part.substr(0, dash));
-      const int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
-      for (int c = lo; c <= hi; ++c) cpus.push_back(c);
-    } catch (const std::exception&) {
-      usage_error(fmt::format("--{}: '{}' is not a CPU list (e.g. 0 or 0-1 or 0,2)", flag, s));
-    }
+  try {
+    cpus = parse_cpu_list(s);
+  } catch (const std::invalid_argument& e) {
+    usage_error(fmt::format("--{}: {}", flag, e.what()));
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int c : cpus)

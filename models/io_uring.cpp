@@ -247,12 +247,9 @@ class Ring {
 
 void run_model(Server& server) {
   const int n = server.options().threads;
-  std::vector<UniqueFd> listeners;
   // Nonblocking, so that the EMFILE path's direct accept4() never blocks.
-  listeners.push_back(server.listen(/*reuseport=*/true, /*nonblocking=*/true));
-  const std::uint16_t port = local_port(listeners.front().get());
-  for (int i = 1; i < n; ++i) listeners.push_back(server.listen(true, true, port));
-  server.announce_ready(port);
+  std::vector<UniqueFd> listeners = server.listen_group(n, /*nonblocking=*/true);
+  server.announce_ready(local_port(listeners.front().get()));
   run_threads(n, [&](int id) {
     Ring ring(server, server.acceptor(id), listeners[static_cast<std::size_t>(id)].get());
     ring.run();

@@ -16,11 +16,8 @@ const ModelSpec kModel{.id = "reuseport",
 
 void run_model(Server& server) {
   const int n = server.options().threads;
-  std::vector<UniqueFd> listeners;
-  listeners.push_back(server.listen(/*reuseport=*/true, /*nonblocking=*/true));
-  const std::uint16_t port = local_port(listeners.front().get());
-  for (int i = 1; i < n; ++i) listeners.push_back(server.listen(true, true, port));
-  server.announce_ready(port);
+  std::vector<UniqueFd> listeners = server.listen_group(n, /*nonblocking=*/true);
+  server.announce_ready(local_port(listeners.front().get()));
 
   run_threads(n, [&](int id) {
     EventLoop loop(server, server.acceptor(id));

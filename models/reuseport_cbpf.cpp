@@ -39,10 +39,8 @@ void attach_cpu_steering(int fd, std::uint32_t n) {
 
 void run_model(Server& server) {
   const int n = server.options().threads;
-  std::vector<UniqueFd> listeners;
-  listeners.push_back(server.listen(/*reuseport=*/true, /*nonblocking=*/true));
+  std::vector<UniqueFd> listeners = server.listen_group(n, /*nonblocking=*/true);
   const std::uint16_t port = local_port(listeners.front().get());
-  for (int i = 1; i < n; ++i) listeners.push_back(server.listen(true, true, port));
   // The program is shared by the group; the index it returns is the listener's position in
   // the group, which is the order of listen().
   attach_cpu_steering(listeners.front().get(), static_cast<std::uint32_t>(n));

@@ -86,6 +86,13 @@ def config_caption(cfgs):
             f"(order statistics)")
 
 
+def model_ticks(ax, labels, fontsize=9):
+    """Model names under bars, slanted when there are many so that they never overlap."""
+    many = len(labels) > 6
+    ax.set_xticks(range(len(labels)), labels, fontsize=fontsize if not many else fontsize - 1,
+                  rotation=35 if many else 0, ha="right" if many else "center")
+
+
 def save(fig, out, name, figures, caption):
     fig.tight_layout()
     for ext in ("png", "svg"):
@@ -108,8 +115,10 @@ def fig_conn_rate(doc, out, figures):
     if not groups:
         return
     models = model_order(doc)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(10, 3.2 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(max(10, 0.95 * len(models)), 3.6 * len(groups)), squeeze=False)
     for ax, ((workload, label), cfgs) in zip(axes[:, 0], groups):
+        # Keep-alive runs many requests per connection: requests per second is what they measure.
+        metric = "req_per_s" if cfgs[0]["config"]["requests_per_conn"] > 1 else "conn_per_s"
         threads = sorted({c["config"]["server_threads"] for c in cfgs})
         width = 0.8 / len(threads)
         for ti, t in enumerate(threads):
@@ -117,7 +126,7 @@ def fig_conn_rate(doc, out, figures):
             for mi, m in enumerate(models):
                 for c in cfgs:
                     if c["config"]["model"] == m and c["config"]["server_threads"] == t:
-                        s = c["summary"]["conn_per_s"]
+                        s = c["summary"][metric]
                         xs.append(mi + (ti - (len(threads) - 1) / 2) * width)
                         ys.append(s["median"])
                         lo.append(s["median"] - s["ci_low"])
@@ -128,13 +137,14 @@ def fig_conn_rate(doc, out, figures):
             for b, s in zip(bars, sat):
                 if s:
                     b.set_hatch("//")
-        ax.set_xticks(range(len(models)), models)
-        ax.set_ylabel("connections / s")
-        ax.set_title(f"Connection rate: {workload}, {label}")
+        model_ticks(ax, models)
+        ax.set_ylabel("requests / s" if metric == "req_per_s" else "connections / s")
+        ax.set_title(f"{'Request' if metric == 'req_per_s' else 'Connection'} rate: {workload}, {label}")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, title="hatched: client saturated", title_fontsize=7)
     save(fig, out, "conn_rate", figures,
-         "Connections per second by model and server threads (median, 95% CI). Hatched bars: the load client's "
+         "Connections per second (requests per second for keep-alive) by model and server threads (median, 95% CI "
+         "of the median). Hatched bars: the load client's "
          "busiest thread was above 90% CPU, so the bar is the client's limit, not the server's. "
          + config_caption([c for _, v in groups for c in v]))
 
@@ -185,8 +195,12 @@ def fig_fairness(doc, out, figures):
                                                    c["config"].get("connections") or 0)))
     if not picks:
         return
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.6), squeeze=False)
-    for ax, c in zip(axes[0], picks):
+    cols = min(5, len(picks))
+    rows = (len(picks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(picks):]:
+        ax.set_visible(False)
+    for ax, c in zip(axes.flat, picks):
         f = c["summary"]["fairness"]
         counts = f["per_acceptor_accepted"]
         total = sum(counts) or 1
@@ -195,7 +209,7 @@ def fig_fairness(doc, out, figures):
         ax.set_xticks(range(len(counts)))
         ax.set_xlabel("acceptor (worker thread)")
         ax.set_ylabel("% of accepted connections")
-        ax.set_title(f"{c['config']['model']}\nJain {f['jain_index']:.3f}", fontsize=10)
+        ax.set_title(f"{c['config']['model']} ({c['config']['server_threads']}t)\nJain {f['jain_index']:.3f}", fontsize=10)
         ax.legend(fontsize=7)
     save(fig, out, "fairness", figures,
          "How the accepted connections spread over the acceptors of each multi-acceptor model (all repetitions, "
@@ -206,13 +220,13 @@ def fig_cost(doc, out, figures):
     picks = pick_per_model(doc)
     if not picks:
         return
-    names = [f"{c['config']['model']}\n{c['config']['server_threads']}t" for c in picks]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+    names = [f"{c['config']['model']} ({c['config']['server_threads']}t)" for c in picks]
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(max(13, 1.2 * len(picks)), 4.6))
     cpu = [c["summary"]["server_cpu_us_per_conn"] for c in picks]
     a1.bar(range(len(picks)), [s["median"] for s in cpu],
            yerr=[[s["median"] - s["ci_low"] for s in cpu], [s["ci_high"] - s["median"] for s in cpu]], capsize=3,
            color=COLORS[1])
-    a1.set_xticks(range(len(picks)), names, fontsize=8)
+    model_ticks(a1, names, 8)
     a1.set_ylabel("server CPU (user + system) us per connection")
     a1.set_title("Server CPU per connection")
     a1.grid(axis="y", alpha=0.3)
@@ -220,14 +234,27 @@ def fig_cost(doc, out, figures):
     wbars = a2.bar(range(len(picks)), wasted, color=COLORS[3])
     a2.set_ylim(0, max(max(wasted) * 1.25, 0.05))
     for b, w in zip(wbars, wasted):
-        a2.annotate(f"{w:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
-    a2.set_xticks(range(len(picks)), names, fontsize=8)
+        if w > 0:
+            a2.annotate(f"{w:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+    model_ticks(a2, names, 8)
     a2.set_ylabel("wasted wakeups per accepted connection")
-    a2.set_title("Listen-fd wakeups that found nothing (the herd)")
+    a2.set_title("Reported wakeups that found nothing")
     a2.grid(axis="y", alpha=0.3)
+    ctx = [c["summary"]["ctx_switches_per_conn"] for c in picks]
+    a3.bar(range(len(picks)), [s["median"] for s in ctx],
+           yerr=[[s["median"] - s["ci_low"] for s in ctx], [s["ci_high"] - s["median"] for s in ctx]], capsize=3,
+           color=COLORS[2])
+    model_ticks(a3, names, 8)
+    a3.set_ylabel("server context switches per connection")
+    a3.set_title("Context switches (where the herd shows)")
+    a3.grid(axis="y", alpha=0.3)
     save(fig, out, "cost", figures,
-         "Server CPU microseconds per connection (median, 95% CI) and wasted wakeups per accepted connection. "
-         "Blocking-accept models have no epoll wakeups, hence 0. " + config_caption(picks))
+         "Server CPU microseconds per connection (median, 95% CI; /proc counts CPU in 10 ms ticks, so the "
+         "resolution is 10 ms over the connections of a window), listen-fd wakeups that epoll reported but whose "
+         "accept found nothing, and server context switches per connection (voluntary + involuntary, all threads and "
+         "child processes). Most of a thundering herd stays inside the kernel (epoll_wait re-checks the fd and sleeps "
+         "again), so it shows in the context switches, not in the reported wakeups. Blocking-accept models have no "
+         "epoll wakeups. " + config_caption(picks))
 
 
 def fig_timeseries(doc, out, figures):
@@ -296,14 +323,15 @@ def summary_rows(doc):
         cfg = c["config"]
         s = c.get("summary")
         if not s:
-            rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg), "", "", "", "", "", "",
+            rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg), "", "", "", "", "", "", "",
                          f"failed: {c.get('reason', '')[:80]}"])
             continue
         status = c["status"] + (" (client saturated)" if s["client_saturated"] else "")
         rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg),
                      f"{s['conn_per_s']['median']:.0f} [{s['conn_per_s']['ci_low']:.0f}, {s['conn_per_s']['ci_high']:.0f}]",
                      f"{s['latency_us']['total']['p50']:.0f}", f"{s['latency_us']['total']['p99']:.0f}",
-                     f"{s['server_cpu_us_per_conn']['median']:.1f}", f"{s['accept']['wasted_wakeups_per_accept']:.3f}",
+                     f"{s['server_cpu_us_per_conn']['median']:.1f}", f"{s['ctx_switches_per_conn']['median']:.2f}",
+                     f"{s['accept']['wasted_wakeups_per_accept']:.3f}",
                      f"{s['fairness']['jain_index']:.3f}", status])
     return rows
 
@@ -345,7 +373,7 @@ def cost_model_markdown(doc):
 
 
 HEADER = ["model", "workload", "threads", "load", "conn/s [95% CI]", "p50 us", "p99 us", "CPU us/conn",
-          "wasted/accept", "Jain", "status"]
+          "ctx sw/conn", "wasted/accept", "Jain", "status"]
 
 
 def write_report(docs, out, figures):

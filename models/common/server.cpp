@@ -142,6 +142,14 @@ UniqueFd Server::listen(bool reuseport, bool nonblocking, std::uint16_t port) {
   return fd;
 }
 
+std::vector<UniqueFd> Server::listen_group(int n, bool nonblocking) {
+  std::vector<UniqueFd> group;
+  group.push_back(listen(/*reuseport=*/true, nonblocking));
+  const std::uint16_t port = local_port(group.front().get());
+  for (int i = 1; i < n; ++i) group.push_back(listen(true, nonblocking, port));
+  return group;
+}
+
 void run_threads(int n, const std::function<void(int)>& body) {
   std::mutex error_mutex;
   std::exception_ptr first_error;

@@ -63,6 +63,10 @@ class Server {
   // registered for the stop. Any thread, before announce_ready().
   UniqueFd listen(bool reuseport, bool nonblocking, std::uint16_t port = 0);
 
+  // n SO_REUSEPORT listeners on one port (the first picks it when --port is 0), in the order
+  // of listen(), which is also their index in the kernel's reuseport group.
+  std::vector<UniqueFd> listen_group(int n, bool nonblocking);
+
   // A listen fd that the stop will shutdown(), which wakes a thread blocked in accept().
   // Any thread, before announce_ready().
   void register_listener(int fd);
