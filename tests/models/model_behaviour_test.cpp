@@ -51,7 +51,7 @@ int wait_until(std::chrono::milliseconds limit, const std::function<int()>& valu
 }
 
 bool wait_all_tasks_stopped(const std::string& pid_dir) {
-  for (int attempt = 0; attempt < 1000; ++attempt) {
+  for (int attempt = 0; attempt < 20000; ++attempt) {  // up to 2 s on a loaded machine
     bool all = true;
     for (const auto& task : fs::directory_iterator(pid_dir + "/task")) {
       std::ifstream in(task.path() / "stat");
@@ -87,10 +87,16 @@ TEST(EpollMutexTest, ListenFdIsInAtMostOneEpollSetAtOnce) {
   const std::string pid_dir = fmt::format("/proc/{}", server.pid());
   std::string listen_fd;
   std::vector<std::string> epoll_fds;
-  for (const auto& e : fs::directory_iterator(pid_dir + "/fd")) {
-    const std::string target = fs::read_symlink(e.path()).string();
-    if (target == "socket:[" + inodes[0] + "]") listen_fd = e.path().filename();
-    if (target == "anon_inode:[eventpoll]") epoll_fds.push_back(e.path().filename());
+  // READY comes once the listener listens; the workers make their epoll sets just after.
+  for (int attempt = 0; attempt < 300 && epoll_fds.size() < 4; ++attempt) {
+    if (attempt) std::this_thread::sleep_for(10ms);
+    epoll_fds.clear();
+    for (const auto& e : fs::directory_iterator(pid_dir + "/fd")) {
+      std::error_code ec;
+      const std::string target = fs::read_symlink(e.path(), ec).string();
+      if (target == "socket:[" + inodes[0] + "]") listen_fd = e.path().filename();
+      if (target == "anon_inode:[eventpoll]") epoll_fds.push_back(e.path().filename());
+    }
   }
   ASSERT_FALSE(listen_fd.empty());
   ASSERT_EQ(epoll_fds.size(), 4u);
