@@ -49,11 +49,12 @@ void run_model(Server& server) {
   const int n = server.options().threads;
   UniqueFd listener = server.listen(/*reuseport=*/false, /*nonblocking=*/false);
   std::vector<Inbox> inboxes(static_cast<std::size_t>(n));
-  server.announce_ready(local_port(listener.get()));
+  server.ready_after(n + 1, local_port(listener.get()));
 
   run_threads(n + 1, [&](int id) {
     if (id == n) {  // the acceptor
       Acceptor acceptor(listener.get(), server.acceptor(0), /*nonblocking_connections=*/true, /*count_accepted=*/false);
+      server.worker_ready();
       for (std::size_t next = 0; !server.stopping();) {
         int err = 0;
         UniqueFd conn = acceptor.accept_one(&err);
@@ -69,6 +70,7 @@ void run_model(Server& server) {
     loop.watch_other(inbox.wakeup.get(), [&] {
       for (auto& fd : inbox.take()) loop.adopt(std::move(fd));
     });
+    server.worker_ready();
     loop.run();
   });
 }

@@ -193,9 +193,10 @@ class Worker {
 void run_model(Server& server) {
   const int n = server.options().threads;
   std::vector<UniqueFd> listeners = server.listen_group(n, /*nonblocking=*/true);
-  server.announce_ready(local_port(listeners.front().get()));
+  server.ready_after(n, local_port(listeners.front().get()));
   run_threads(n, [&](int id) {
     Worker worker(server, server.acceptor(id), std::move(listeners[static_cast<std::size_t>(id)]));
+    server.worker_ready();
     worker.run();
   });
 }

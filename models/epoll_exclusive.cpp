@@ -15,10 +15,11 @@ const ModelSpec kModel{.id = "epoll-exclusive",
 
 void run_model(Server& server) {
   UniqueFd listener = server.listen(/*reuseport=*/false, /*nonblocking=*/true);
-  server.announce_ready(local_port(listener.get()));
+  server.ready_after(server.options().threads, local_port(listener.get()));
   run_threads(server.options().threads, [&](int id) {
     EventLoop loop(server, server.acceptor(id));
     loop.watch_listener(listener.get(), EPOLLEXCLUSIVE);
+    server.worker_ready();
     loop.run();
   });
 }

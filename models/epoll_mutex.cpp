@@ -34,12 +34,13 @@ void note_in_set(SharedState& shared, int delta) {
 void run_model(Server& server) {
   UniqueFd listener = server.listen(/*reuseport=*/false, /*nonblocking=*/true);
   std::mutex accept_mutex;
-  server.announce_ready(local_port(listener.get()));
+  server.ready_after(server.options().threads, local_port(listener.get()));
 
   run_threads(server.options().threads, [&](int id) {
     EventLoop loop(server, server.acceptor(id));
     AcceptorStats& stats = loop.stats();
     const int delay_ms = server.options().accept_mutex_delay_ms;
+    server.worker_ready();
     while (!server.stopping()) {
       const bool holding = accept_mutex.try_lock();
       if (holding) {

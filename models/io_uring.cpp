@@ -249,9 +249,10 @@ void run_model(Server& server) {
   const int n = server.options().threads;
   // Nonblocking, so that the EMFILE path's direct accept4() never blocks.
   std::vector<UniqueFd> listeners = server.listen_group(n, /*nonblocking=*/true);
-  server.announce_ready(local_port(listeners.front().get()));
+  server.ready_after(n, local_port(listeners.front().get()));
   run_threads(n, [&](int id) {
     Ring ring(server, server.acceptor(id), listeners[static_cast<std::size_t>(id)].get());
+    server.worker_ready();
     ring.run();
   });
 }

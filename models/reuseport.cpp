@@ -17,11 +17,12 @@ const ModelSpec kModel{.id = "reuseport",
 void run_model(Server& server) {
   const int n = server.options().threads;
   std::vector<UniqueFd> listeners = server.listen_group(n, /*nonblocking=*/true);
-  server.announce_ready(local_port(listeners.front().get()));
+  server.ready_after(n, local_port(listeners.front().get()));
 
   run_threads(n, [&](int id) {
     EventLoop loop(server, server.acceptor(id));
     loop.watch_listener(listeners[static_cast<std::size_t>(id)].get());
+    server.worker_ready();
     loop.run();
   });
 }

@@ -50,7 +50,7 @@ void run_model(Server& server) {
   std::vector<int> cpus;
   for (int c = 0; c < CPU_SETSIZE; ++c)
     if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  server.announce_ready(port);
+  server.ready_after(n, port);
 
   run_threads(n, [&](int id) {
     cpu_set_t one;
@@ -59,6 +59,7 @@ void run_model(Server& server) {
     ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
     EventLoop loop(server, server.acceptor(id));
     loop.watch_listener(listeners[static_cast<std::size_t>(id)].get());
+    server.worker_ready();
     loop.run();
   });
 }

@@ -13,11 +13,12 @@ const ModelSpec kModel{.id = "shared-accept",
 
 void run_model(Server& server) {
   UniqueFd listener = server.listen(/*reuseport=*/false, /*nonblocking=*/false);
-  server.announce_ready(local_port(listener.get()));
+  server.ready_after(server.options().threads, local_port(listener.get()));
 
   run_threads(server.options().threads, [&](int id) {
     AcceptorStats& stats = server.acceptor(id);
     Acceptor acceptor(listener.get(), stats, /*nonblocking_connections=*/false);
+    server.worker_ready();
     while (!server.stopping()) {
       int err = 0;
       if (UniqueFd conn = acceptor.accept_one(&err)) serve_blocking(server, stats, std::move(conn));

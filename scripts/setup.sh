@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libboost-dev libboost-program-options-dev libboost-math-dev
-  libfmt-dev nlohmann-json3-dev libbenchmark-dev libgtest-dev googletest
+  libfmt-dev nlohmann-json3-dev libbenchmark-dev libbenchmark-tools libgtest-dev googletest
   liburing-dev clang libclang-rt-14-dev
   python3 python3-matplotlib python3-jsonschema
   wrk apache2-utils nghttp2-client curl iproute2 procps

@@ -193,6 +193,15 @@ void Server::announce_ready(std::uint16_t port) {
   if (::write(STDOUT_FILENO, line.data(), line.size()) < 0) std::perror("write READY");
 }
 
+void Server::ready_after(int n_workers, std::uint16_t port) {
+  ready_port_ = port;
+  pending_workers_.store(n_workers);
+}
+
+void Server::worker_ready() {
+  if (pending_workers_.fetch_sub(1) == 1) announce_ready(ready_port_);
+}
+
 void Server::simulate_work() const {
   if (options_.work_us > 0) {
     const std::int64_t until = now_ns() + std::int64_t{options_.work_us} * 1000;

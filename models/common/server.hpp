@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -72,6 +73,12 @@ class Server {
   void register_listener(int fd);
   // Prints the READY line once all listeners listen. Model thread, once.
   void announce_ready(std::uint16_t port);
+  // For models whose workers set up state of their own (an epoll set, a ring, a spare
+  // descriptor): READY is printed when the n-th worker calls worker_ready(), so that no
+  // connection arrives before every worker can take it (a worker's epoll_create1 could
+  // otherwise fail with EMFILE under a low descriptor limit). Model thread, once.
+  void ready_after(int n_workers, std::uint16_t port);
+  void worker_ready();  // any worker thread, once each
 
   // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait.
   void simulate_work() const;
@@ -87,6 +94,8 @@ class Server {
   UniqueFd stop_event_;
   std::mutex listeners_mutex_;
   std::vector<int> listeners_;
+  std::atomic<int> pending_workers_{0};
+  std::uint16_t ready_port_ = 0;
 };
 
 // The shared main of every model binary: options, signals, the model on its own thread,

@@ -171,6 +171,22 @@ class HarnessEndToEnd(unittest.TestCase):
         self.assertIn("no configuration", mismatched.stderr)
         self.assertEqual(compare(FIXTURES / "compare_base.json").returncode, 2)
 
+    def test_ab_runs_both_sides_interleaved_and_compares(self):
+        out = self.dir / "ab"
+        binary = str(BIN / "reuseport")
+        proc = subprocess.run([HARNESS, "ab", "--a", binary, "--b", binary, "--workloads", "cost", "--rates", "2000",
+                               "--server-threads", "1", "--rounds", "3", "--duration", "0.4", "--warmup", "0.1",
+                               "--out", str(out)], capture_output=True, text=True, timeout=300)
+        # Three rounds cannot reach p < 0.05 (the smallest exact p is 0.1): the same binary never regresses.
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        for side in ("A", "B"):
+            doc = json.loads((out / f"{side}.json").read_text())
+            jsonschema.validate(doc, SCHEMA)
+            self.assertEqual(doc["configs"][0]["status"], "ok")
+            self.assertEqual(len(doc["configs"][0]["repetitions"]), 3)
+        self.assertIn("ratio", (out / "compare.md").read_text())
+        self.assertRegex(proc.stderr, r"round 1/3 side [AB]")  # progress names the round and side
+
     def test_bad_flags_exit_2(self):
         for args in (["sweep", "--models", "nope"], ["sweep", "--duration", "x"], ["frobnicate"],
                      ["run", "--models", "iterative,reuseport"], ["sweep", "--resume"],
