@@ -341,12 +341,23 @@ def benchmark_times(doc):
     out = {}
     for b in doc.get("cost_model", {}).get("benchmarks", []):
         if b.get("run_type", "iteration") == "iteration" and "error_occurred" not in b:
-            out[b["name"]] = (b["real_time"], b.get("time_unit", "ns"))
+            out[b["name"]] = (b["real_time"], b.get("time_unit", "ns"), b.get("cpu_time", b["real_time"]))
     return out
 
 
-def to_us(value, unit):
+def lookup(times, prefix):
+    """The benchmark named prefix, or prefix/<variant> (Google Benchmark appends /real_time etc.)."""
+    if prefix in times:
+        return prefix
+    return next((n for n in times if n.startswith(prefix + "/")), None)
+
+
+def to_us(value, unit, _cpu=None):
     return value * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}.get(unit, 1e-3)
+
+
+def cpu_us(t):
+    return to_us(t[2], t[1])
 
 
 def cost_model_markdown(doc):
@@ -356,8 +367,8 @@ def cost_model_markdown(doc):
         return []
     times = benchmark_times(doc)
     md = ["", "## Cost model: what the primitives cost here (Google Benchmark)", "",
-          "| primitive | time per operation (us) |", "|---|---:|"]
-    md += [f"| {name} | {to_us(*t):.3f} |" for name, t in times.items()]
+          "| primitive | wall time per operation (us) | CPU time of the timing thread (us) |", "|---|---:|---:|"]
+    md += [f"| {name} | {to_us(*t):.3f} | {cpu_us(t):.3f} |" for name, t in times.items()]
     md += ["", cm.get("note", ""), "", "### Each model's measured CPU per connection beside the primitives it pays", "",
            "| model | server CPU us/conn (cost workload, median) | primitives paid per connection (us each) |",
            "|---|---:|---|"]
@@ -365,7 +376,7 @@ def cost_model_markdown(doc):
     for model, prims in cm.get("per_model", {}).items():
         c = picks.get(model)
         cpu = f"{c['summary']['server_cpu_us_per_conn']['median']:.1f}" if c else "n/a"
-        paid = ", ".join(f"{p} {to_us(*times[p]):.2f}" for p in prims if p in times)
+        paid = ", ".join(f"{name} {to_us(*times[name]):.2f}" for name in (lookup(times, p) for p in prims) if name)
         md.append(f"| {model} | {cpu} | {paid} |")
     md += ["", "The model figure is the server's side only; a primitive such as connect+accept+close includes the "
            "client's share, and round trips include two wake-ups: read them as orders of magnitude, not a sum."]
