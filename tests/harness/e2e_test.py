@@ -130,6 +130,8 @@ class HarnessEndToEnd(unittest.TestCase):
             except (OSError, ValueError):
                 return False
         wait_for(finished, 30, "the first configuration on disk")
+        servers = wait_for(lambda: children_named(proc.pid, "epoll-mutex") + children_named(proc.pid, "iterative")
+                           + children_named(proc.pid, "reuseport"), 10, "the next server")
         proc.kill()
         proc.wait()
         doc = json.loads(out.read_text())  # still valid JSON
@@ -137,7 +139,7 @@ class HarnessEndToEnd(unittest.TestCase):
         self.assertGreaterEqual(len(done), 1)
         self.assertLess(len(done), 3)
         # The killed harness's server does not linger (PR_SET_PDEATHSIG: SIGTERM, then its grace period).
-        wait_for(lambda: not (children_named(1, "epoll-mutex") + children_named(1, "reuseport")), 5,
+        wait_for(lambda: not any(pathlib.Path(f"/proc/{pid}").exists() for pid in servers), 10,
                  "the orphaned server to exit")
         resumed = self.sweep(out, "--resume", *args)
         self.assertIn("skipped", resumed.stderr)
