@@ -43,6 +43,25 @@ constexpr const char* kUsage =
   std::exit(2);
 }
 
+// Parses a subcommand's flags; exits 2 with the message on an error. Returns true when
+// --help was asked (and printed).
+bool parse_flags(int argc, char** argv, const po::options_description& d, po::variables_map& vm,
+                 const po::positional_options_description* positional = nullptr) {
+  try {
+    auto parser = po::command_line_parser(argc, argv).options(d);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << d << "\n";
+      return true;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    usage_error(e.what());
+  }
+  return false;
+}
+
 std::string self_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -335,16 +354,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
   mf.add_to(d);
   lf.add_to(d);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    usage_error(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (parse_flags(argc, argv, d, vm)) return 0;
   if (resume && out.empty()) usage_error("--resume needs --out FILE");
   SweepRun sweep;
   try {
@@ -400,16 +410,7 @@ int cmd_compare(int argc, char** argv) {
   po::positional_options_description pos;
   pos.add("base", 1).add("new", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    usage_error(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (parse_flags(argc, argv, d, vm, &pos)) return 0;
   if (base.empty() || next.empty()) usage_error("compare needs BASE and NEW results files");
   if (!(o.threshold > 0 && o.threshold < 1) || !(o.alpha > 0 && o.alpha < 1)) usage_error("threshold and alpha must be in (0, 1)");
   try {
@@ -440,16 +441,7 @@ int cmd_ab(int argc, char** argv) {
       "alpha", po::value(&o.alpha)->default_value(o.alpha), "as in compare");
   mf.add_to(d);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    usage_error(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (parse_flags(argc, argv, d, vm)) return 0;
   if (a.empty() || b.empty()) usage_error("ab needs --a and --b");
   if (rounds < 2) usage_error("--rounds must be >= 2");
   auto side_bin = [](const std::string& p, const std::string& model) -> std::string {
@@ -527,16 +519,7 @@ int cmd_merge(int argc, char** argv) {
   po::positional_options_description pos;
   pos.add("inputs", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    usage_error(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (parse_flags(argc, argv, d, vm, &pos)) return 0;
   if (inputs.size() < 2) usage_error("merge needs at least two loadgen JSON files");
   LoadResult merged;
   bool first = true;
@@ -593,16 +576,7 @@ int cmd_attach_cost_model(int argc, char** argv) {
   d.add_options()("help,h", "print this help")("results", po::value(&results), "results JSON to update")(
       "cost-model", po::value(&cost), "Google Benchmark JSON");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    usage_error(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  if (parse_flags(argc, argv, d, vm)) return 0;
   if (results.empty() || cost.empty()) usage_error("attach-cost-model needs --results and --cost-model");
   try {
     nlohmann::json doc = load_results(results);

@@ -127,11 +127,7 @@ class Worker {
         // Out of descriptors: drop one pending connection through the spare descriptor (as
         // Acceptor does) and try again in 10 ms rather than at once: no busy loop.
         stats_.count_error(ec.value());
-        spare_.reset();
-        if (const int dropped = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC); dropped >= 0) {
-          ::close(dropped);
-        }
-        spare_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        drop_pending_connection(acceptor_.native_handle(), spare_);
         backoff_.expires_after(std::chrono::milliseconds(10));
         backoff_.async_wait([this](boost::system::error_code) {
           if (!server_.stopping()) accept();
@@ -184,7 +180,7 @@ class Worker {
   asio::posix::stream_descriptor stop_watch_;
   asio::steady_timer grace_;
   asio::steady_timer backoff_{ctx_};
-  UniqueFd spare_{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  UniqueFd spare_ = open_spare_descriptor();
   std::list<std::weak_ptr<Session>> sessions_;
 };
 

@@ -145,11 +145,7 @@ class Ring {
           // Out of descriptors: drop one pending connection through the spare descriptor
           // (as Acceptor does), and re-arm on the next tick, not at once: no busy loop.
           stats_.count_error(-res);
-          spare_.reset();
-          if (const int dropped = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); dropped >= 0) {
-            ::close(dropped);
-          }
-          spare_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+          drop_pending_connection(listen_fd_, spare_);
           if (ended) rearm_on_tick_ = true;
           return;
         }
@@ -240,7 +236,7 @@ class Ring {
   std::size_t live_ = 0;
   bool stopping_ = false;
   bool rearm_on_tick_ = false;
-  UniqueFd spare_{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  UniqueFd spare_ = open_spare_descriptor();
 };
 
 }  // namespace

@@ -3,7 +3,7 @@
 # server on CPU 1 and loadgen on CPU 0. Reports, at the start and at the end of each run,
 # the server's zombie children, open descriptors and RSS, and the loadgen errors. All must
 # stay flat. Loopback only; every run is bounded by --duration.
-# Usage: scripts/soak.sh [MINUTES] [MODEL...]
+# Usage: scripts/soak.sh [MINUTES (may be fractional)] [MODEL...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
@@ -30,7 +30,7 @@ for m in "${models[@]}"; do
   port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
   taskset -c 0 "$bin/loadgen" --target "127.0.0.1:$port" --connections 8 --duration 5 --quiet >/dev/null
   start=$(snapshot "$pid")
-  taskset -c 0 "$bin/loadgen" --target "127.0.0.1:$port" --connections 32 --duration $((minutes * 60)) --quiet \
+  taskset -c 0 "$bin/loadgen" --target "127.0.0.1:$port" --connections 32 --duration "$(awk -v m="$minutes" 'BEGIN {print m * 60}')" --quiet \
     --json "$out.json" >/dev/null || true
   sleep 1
   end=$(snapshot "$pid")

@@ -15,15 +15,28 @@ namespace acceptbench {
 namespace {
 constexpr int kTickMs = 100;
 
-UniqueFd open_spare() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 }  // namespace
+
+UniqueFd open_spare_descriptor() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+bool drop_pending_connection(int listen_fd, UniqueFd& spare) {
+  if (!spare) {
+    spare = open_spare_descriptor();
+    return false;
+  }
+  spare.reset();
+  const int dropped = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (dropped >= 0) ::close(dropped);
+  spare = open_spare_descriptor();
+  return true;
+}
 
 Acceptor::Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connections, bool count_accepted)
     : listen_fd_(listen_fd),
       stats_(&stats),
       nonblocking_(nonblocking_connections),
       count_accepted_(count_accepted),
-      spare_(open_spare()) {}
+      spare_(open_spare_descriptor()) {}
 
 UniqueFd Acceptor::accept_one(int* err) {
   AcceptorStats::add(stats_->accept_calls);
@@ -40,18 +53,10 @@ UniqueFd Acceptor::accept_one(int* err) {
   }
   if (*err == EINVAL) return {};  // the listener was shut down: the server stops
   stats_->count_error(*err);
-  if (*err == EMFILE || *err == ENFILE) {
-    if (spare_) {
-      spare_.reset();
-      const int dropped = accept_connection(listen_fd_, false);
-      if (dropped >= 0) ::close(dropped);
-      spare_ = open_spare();
-    } else {
-      // No spare to give back (descriptors are still exhausted): back off instead of spinning.
-      const timespec pause{0, 1'000'000};
-      ::nanosleep(&pause, nullptr);
-      spare_ = open_spare();
-    }
+  if ((*err == EMFILE || *err == ENFILE) && !drop_pending_connection(listen_fd_, spare_)) {
+    // No spare to give back (descriptors are still exhausted): back off instead of spinning.
+    const timespec pause{0, 1'000'000};
+    ::nanosleep(&pause, nullptr);
   }
   return {};
 }

@@ -30,6 +30,13 @@ class Acceptor {
   UniqueFd spare_;
 };
 
+// The EMFILE/ENFILE cure: closes `spare` (an fd on /dev/null), accepts one pending
+// connection from `listen_fd` (one is pending: accept() just failed for it) and closes it at once (the peer sees a close
+// instead of waiting in the backlog), then reopens `spare`. Returns false if there was no
+// spare to give back. Used by Acceptor, and by the io-uring and Asio models.
+bool drop_pending_connection(int listen_fd, UniqueFd& spare);
+UniqueFd open_spare_descriptor();
+
 // Writes all of `data` (MSG_NOSIGNAL). Returns 0 or the errno that stopped it.
 int write_all(int fd, std::string_view data);
 
