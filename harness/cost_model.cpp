@@ -183,7 +183,6 @@ void BM_HandoffFd(benchmark::State& state) {
   (void)!::write(there[1], &v, sizeof v);
   peer.join();
   for (int fd : {there[0], there[1], back[0], back[1]}) ::close(fd);
-  if (!kPipe) (void)0;
 }
 void BM_HandoffEventfd(benchmark::State& s) { BM_HandoffFd<false>(s); }
 void BM_HandoffPipe(benchmark::State& s) { BM_HandoffFd<true>(s); }

@@ -297,7 +297,6 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume) {
   const auto t0 = std::chrono::steady_clock::now();
   int reps_total = 0, reps_done = 0;
   for (const auto& c : sweep.configs) reps_total += c.repetitions;
-  double est_rep_s = 0;
   std::size_t index = 0;
   for (const auto& c : sweep.configs) {
     ++index;
@@ -312,7 +311,6 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume) {
     const nlohmann::json result = run_config(c, o, [&](int rep) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double per_rep = reps_done ? elapsed / reps_done : c.duration_s + c.warmup_s + 0.5;
-      est_rep_s = per_rep;
       const std::string line = fmt::format("[{:>3}/{}] {:<16} {:<9} t={} {} rep {}/{}  elapsed {}  ETA {}", index,
                                            sweep.configs.size(), c.model, c.workload, c.server_threads,
                                            c.rate > 0 ? fmt::format("{:.0f}/s", c.rate) : fmt::format("c={}", c.connections),
@@ -321,7 +319,6 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume) {
       fmt::print(stderr, fmt::runtime(tty ? "\r{:<110}" : "{}\n"), line);
       ++reps_done;
     });
-    (void)est_rep_s;
     file.put(result);
     if (result["status"] != "ok") {
       fmt::print(stderr, "{}[{:>3}/{}] {} FAILED: {}\n", tty ? "\n" : "", index, sweep.configs.size(), c.key(),

@@ -31,6 +31,16 @@ std::string StopResult::describe() const {
   return s;
 }
 
+namespace {
+// execvp's argument vector, pointing into `args` (which must outlive it).
+std::vector<char*> exec_argv(std::vector<std::string>& args) {
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  return cargs;
+}
+}  // namespace
+
 ServerProcess ServerProcess::start(const SpawnOptions& options) {
   if (options.argv.empty()) throw std::invalid_argument("ServerProcess: empty argv");
   int out_pipe[2], err_pipe[2];
@@ -38,9 +48,7 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   check(::pipe2(err_pipe, O_CLOEXEC), "pipe2");
   std::vector<std::string> args = options.launcher;
   args.insert(args.end(), options.argv.begin(), options.argv.end());
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
+  std::vector<char*> cargs = exec_argv(args);
 
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
@@ -231,14 +239,10 @@ StopResult ServerProcess::kill_now() {
 }
 
 std::string run_capture(const std::vector<std::string>& argv, int timeout_ms) {
-  SpawnOptions o;
-  o.argv = argv;
   int out_pipe[2];
   check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
   std::vector<std::string> args = argv;
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
+  std::vector<char*> cargs = exec_argv(args);
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {

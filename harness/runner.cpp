@@ -220,7 +220,7 @@ nlohmann::json latency_summary(const Histogram& h) {
 
 }  // namespace
 
-nlohmann::json summarize_config(const RunConfig& c, const nlohmann::json& reps) {
+nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::json& reps) {
   Series conn_rate, req_rate, cpu_per_conn, ctx_per_conn, p99, client_util, server_util;
   Histogram connect, ttfb, total, total_uncorrected;
   std::vector<double> per_acceptor;
@@ -232,7 +232,6 @@ nlohmann::json summarize_config(const RunConfig& c, const nlohmann::json& reps) 
   double worst_crosscheck = 0;
   std::vector<std::string> failures;
   int ok = 0;
-  std::vector<std::string> timeseries_note;
   for (const auto& rep : reps) {
     if (rep.value("status", "") != "ok") {
       failures.push_back(rep.value("reason", "unknown"));

@@ -33,7 +33,8 @@ EventLoop::EventLoop(Server& server, AcceptorStats& stats)
     : server_(&server),
       stats_(&stats),
       epoll_(check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")),
-      scratch_(std::make_unique_for_overwrite<char[]>(http::kReadBufferBytes)) {
+      scratch_(std::make_unique_for_overwrite<char[]>(http::kReadBufferBytes)),
+      events_(kMaxEvents) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = tag(Kind::kStop, server.stop_event_fd());
@@ -214,9 +215,9 @@ void EventLoop::expire_idle(std::int64_t now) {
 }
 
 int EventLoop::poll_once(int timeout_ms, const std::function<void()>& after_accepts) {
-  std::array<epoll_event, kMaxEvents> events{};
+  auto& events = events_;
   const int wait_ms = (timeout_ms < 0 || timeout_ms > kSweepMs) ? kSweepMs : timeout_ms;
-  const int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, wait_ms);
+  const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), wait_ms);
   now_ns_ = now_ns();
   if (n < 0) {
     if (errno != EINTR) stats_->count_error(errno);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,6 +68,7 @@ class EventLoop {
   std::int64_t now_ns_ = 0;
   std::int64_t last_sweep_ns_ = 0;
   std::unique_ptr<char[]> scratch_;
+  std::vector<epoll_event> events_;  // epoll_wait's output, reused
 };
 
 }  // namespace acceptbench
