@@ -356,6 +356,8 @@ class Worker {
       r_.total_uncorrected.record(static_cast<std::uint64_t>(done - s.started));
       const auto bucket = static_cast<std::size_t>((now - measure_start_) / (std::int64_t{c_.timeseries_ms} * 1'000'000));
       if (bucket < r_.timeseries.size()) ++r_.timeseries[bucket];
+    } else if (s.measured) {
+      ++r_.unfinished;  // finished just after the window closed: in flight at its end
     }
     release(id, /*reset=*/c_.close == ClosePolicy::kReset);
     if (rate_ <= 0) start_next(now);
