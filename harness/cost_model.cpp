@@ -32,7 +32,7 @@
 #include <thread>
 #include <vector>
 
-#include "listener.hpp"
+#include "socket.hpp"
 #include "sys.hpp"
 #include "unique_fd.hpp"
 

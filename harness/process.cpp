@@ -18,7 +18,7 @@
 
 #include <fmt/format.h>
 
-#include "server.hpp"  // now_ns
+#include "clock.hpp"
 #include "sys.hpp"
 
 namespace acceptbench {

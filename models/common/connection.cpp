@@ -8,7 +8,7 @@
 #include <cstring>
 #include <memory>
 
-#include "listener.hpp"
+#include "socket.hpp"
 
 namespace acceptbench {
 
@@ -59,18 +59,6 @@ UniqueFd Acceptor::accept_one(int* err) {
     ::nanosleep(&pause, nullptr);
   }
   return {};
-}
-
-int write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n >= 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-    } else if (errno != EINTR) {
-      return errno;
-    }
-  }
-  return 0;
 }
 
 void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd) {

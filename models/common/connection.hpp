@@ -37,9 +37,6 @@ class Acceptor {
 bool drop_pending_connection(int listen_fd, UniqueFd& spare);
 UniqueFd open_spare_descriptor();
 
-// Writes all of `data` (MSG_NOSIGNAL). Returns 0 or the errno that stopped it.
-int write_all(int fd, std::string_view data);
-
 // Serves one connection on a blocking socket until the peer closes, a protocol error, the
 // read timeout, or the stop: the thread-per-conn, fork-per-conn and iterative way. Reads
 // wake at least every 100 ms (SO_RCVTIMEO) to notice the stop and the idle timeout.

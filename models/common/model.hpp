@@ -5,7 +5,7 @@
 
 #include "connection.hpp"
 #include "event_loop.hpp"
-#include "listener.hpp"
+#include "socket.hpp"
 #include "server.hpp"
 
 namespace acceptbench {

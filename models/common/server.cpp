@@ -19,18 +19,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "listener.hpp"
+#include "socket.hpp"
 #include "sys.hpp"
 
 namespace po = boost::program_options;
 
 namespace acceptbench {
-
-std::int64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 namespace {
 

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "clock.hpp"
 #include "http.hpp"
 #include "stats.hpp"
 #include "unique_fd.hpp"
@@ -108,8 +109,5 @@ void run_threads(int n, const std::function<void(int)>& body);
 
 // Waits until shared().live_workers is 0 or the grace period (plus `slack_ms`) is over.
 void wait_for_workers(Server& server, int slack_ms = 0);
-
-// Monotonic clock in nanoseconds.
-std::int64_t now_ns();
 
 }  // namespace acceptbench

@@ -8,8 +8,8 @@
 #include <functional>
 #include <thread>
 
-#include "connection.hpp"
-#include "listener.hpp"
+#include "socket.hpp"
+#include "socket.hpp"
 #include "model_fixture.hpp"
 
 namespace acceptbench {

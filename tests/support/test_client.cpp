@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "connection.hpp"
+#include "socket.hpp"
 #include "sys.hpp"
 
 namespace acceptbench::testing {

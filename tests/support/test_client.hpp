@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "connection.hpp"  // write_all
+#include "socket.hpp"
 #include "unique_fd.hpp"
 
 namespace acceptbench::testing {

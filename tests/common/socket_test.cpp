@@ -1,4 +1,4 @@
-#include "listener.hpp"
+#include "socket.hpp"
 
 #include <sys/socket.h>
 

@@ -1,4 +1,4 @@
-#include "listener.hpp"
+#include "socket.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -76,6 +76,23 @@ int accept_connection(int listen_fd, bool nonblocking) {
 void set_nonblocking(int fd, bool on) {
   const int flags = check(::fcntl(fd, F_GETFL), "fcntl F_GETFL");
   check(::fcntl(fd, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK)), "fcntl F_SETFL");
+}
+
+int write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+    } else if (errno != EINTR) {
+      return errno;
+    }
+  }
+  return 0;
+}
+
+void set_linger_rst(int fd) {
+  const linger rst{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
 }
 
 }  // namespace acceptbench

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "unique_fd.hpp"
 
@@ -34,5 +35,12 @@ int accept_connection(int listen_fd, bool nonblocking);
 
 // Sets or clears O_NONBLOCK.
 void set_nonblocking(int fd, bool on);
+
+// Writes all of `data` (MSG_NOSIGNAL), blocking or retrying on EINTR. Returns 0 or the
+// errno that stopped it.
+int write_all(int fd, std::string_view data);
+
+// SO_LINGER {1, 0}: close() then sends an RST instead of a FIN (no TIME_WAIT).
+void set_linger_rst(int fd);
 
 }  // namespace acceptbench
