@@ -1,4 +1,8 @@
 // loadgen: the acceptbench load client. See clients/README.md.
+#include <time.h>
+
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -24,6 +28,7 @@ int main(int argc, char** argv) {
   LoadConfig c;
   std::string target, close = "client", json_file, cpus;
   bool quiet = false, no_spread = false;
+  double start_at = 0;
   po::options_description desc(
       "loadgen: a multithreaded HTTP/1.1 load client measuring connections per second,\n"
       "latency (connect, first byte, total) and errors by kind.\n\n"
@@ -47,7 +52,10 @@ int main(int argc, char** argv) {
     ("slow-ms", po::value(&c.slow_ms)->default_value(0), "a slow client waits this long between handshake and request")
     ("cpus", po::value(&cpus), "pin client threads round-robin to these CPUs, e.g. 0 or 0-1")
     ("no-spread", po::bool_switch(&no_spread), "loopback: do not spread source addresses over 127.0.0.0/8")
-    ("json", po::value(&json_file), "write the full result (raw histogram buckets included) to this file")
+    ("json", po::value(&json_file), "write the full result (raw histogram buckets included) to this file; - : stdout")
+    ("start-at", po::value(&start_at)->default_value(0),
+        "start at this wall-clock time (seconds since the epoch), so clients on several hosts share one window; "
+        "more than 0.25 s late is an error")
     ("quiet,q", po::bool_switch(&quiet), "no progress line");
   // clang-format on
   po::variables_map vm;
@@ -75,13 +83,34 @@ int main(int argc, char** argv) {
     usage_error(e.what());
   }
 
+  if (start_at > 0) {
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const double late = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9 - start_at;
+    if (late > 0.25) {
+      fmt::print(stderr, "loadgen: error: started {:.3f} s after --start-at (launch took too long, or the clocks differ)\n", late);
+      return 1;
+    }
+    if (late < -600) usage_error("--start-at is more than 10 minutes away");
+    const double wait = -late;
+    if (wait > 0) {
+      timespec until{static_cast<time_t>(std::floor(start_at)),
+                     static_cast<long>((start_at - std::floor(start_at)) * 1e9)};
+      while (::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+      }
+    }
+  }
+  const bool json_stdout = json_file == "-";
   try {
     auto progress = [&](double t, std::uint64_t done) {
       if (!quiet) fmt::print(stderr, "\r  {:5.1f} s  {} connections measured   ", t, done);
     };
     const LoadResult r = run_load(c, progress);
     if (!quiet) fmt::print(stderr, "\n");
-    if (!json_file.empty()) {
+    if (json_stdout) {
+      fmt::print("{}\n", r.to_json().dump());
+      fmt::print(stderr, "{}", summarize(r));
+    } else if (!json_file.empty()) {
       const std::string tmp = json_file + ".tmp";
       {
         std::ofstream out(tmp);
@@ -90,7 +119,7 @@ int main(int argc, char** argv) {
       }
       if (std::rename(tmp.c_str(), json_file.c_str()) != 0) throw std::runtime_error("cannot rename to " + json_file);
     }
-    fmt::print("{}", summarize(r));
+    if (!json_stdout) fmt::print("{}", summarize(r));
     return r.connections > 0 ? 0 : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "loadgen: error: {}\n", e.what());

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "process.hpp"
@@ -63,14 +64,15 @@ KernelCounters read_kernel_counters(const std::string& root) {
   return from_texts(slurp(root + "/proc/net/snmp"), slurp(root + "/proc/net/netstat"), slurp(root + "/proc/net/sockstat"));
 }
 
-KernelCounters read_kernel_counters_via(const std::vector<std::string>& launcher) {
-  if (launcher.empty()) return read_kernel_counters();
-  std::vector<std::string> argv = launcher;
-  argv.insert(argv.end(), {"sh", "-c", "cat /proc/net/snmp; echo @@; cat /proc/net/netstat; echo @@; cat /proc/net/sockstat"});
-  const std::string text = run_capture(argv);
-  const std::size_t a = text.find("@@\n"), b = text.find("@@\n", a == std::string::npos ? 0 : a + 3);
-  if (a == std::string::npos || b == std::string::npos) throw std::runtime_error("cannot read the kernel counters through the launcher");
-  return from_texts(text.substr(0, a), text.substr(a + 3, b - a - 3), text.substr(b + 3));
+KernelCounters read_kernel_counters_via(const Launcher& launcher, const std::string& probe) {
+  if (launcher.local()) return read_kernel_counters();
+  // The same reader, run there: `acceptbench probe --kernel` prints read_kernel_counters().
+  const std::string text = run_capture(launcher.wrap({probe, "probe", "--kernel"}));
+  try {
+    return nlohmann::json::parse(text).at("kernel").get<KernelCounters>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(fmt::format("{} probe --kernel through {}: {}", probe, launcher.describe(), e.what()));
+  }
 }
 
 nlohmann::json kernel_deltas(const KernelCounters& before, const KernelCounters& after) {

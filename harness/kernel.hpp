@@ -7,6 +7,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "launcher.hpp"
+
 namespace acceptbench {
 
 // The kernel's TCP counters, "Group.Name" -> value, from /proc/net/snmp and
@@ -15,8 +17,10 @@ namespace acceptbench {
 // machine, or a prefix for tests.
 using KernelCounters = std::map<std::string, std::int64_t>;
 KernelCounters read_kernel_counters(const std::string& root = "");
-// The same in the network namespace or on the host behind `launcher` (empty: here).
-KernelCounters read_kernel_counters_via(const std::vector<std::string>& launcher);
+// The same in the network namespace or on the host behind `launcher`: here it is called
+// directly; elsewhere `PROBE probe --kernel` (PROBE: the acceptbench binary on that side)
+// runs the same function there and prints its result as JSON.
+KernelCounters read_kernel_counters_via(const Launcher& launcher, const std::string& probe);
 
 // The counters the results report, as after - before.
 inline constexpr const char* kReportedCounters[] = {

@@ -17,7 +17,9 @@
 
 #include "compare.hpp"
 #include "env.hpp"
+#include "kernel.hpp"
 #include "matrix.hpp"
+#include "process.hpp"
 #include "results.hpp"
 #include "runner.hpp"
 
@@ -36,6 +38,8 @@ constexpr const char* kUsage =
     "  compare  BASE NEW: per configuration, median ratios and a Mann-Whitney U test; exit 1 on a regression\n"
     "  ab       two builds (or binaries) run interleaved A B A B in one job, then compared\n"
     "  merge    loadgen JSON results of several clients merged into one (histograms exactly)\n"
+    "  probe    prints a server process's CPU and context switches (--pid) and the kernel's TCP counters\n"
+    "           (--kernel) as JSON: the reader the harness runs on the server's host behind ssh or netns\n"
     "  attach-cost-model  folds cost_model's Google Benchmark JSON into a results file\n";
 
 [[noreturn]] void usage_error(const std::string& m) {
@@ -253,19 +257,36 @@ struct SweepRun {
   RunnerOptions base_options;  // launcher and target
 };
 
-// Where the server runs, from --launcher/--target-host/--allow-remote-target.
+// Where the server and the clients run, from --launcher, --client-hosts, --target-host,
+// --allow-remote-target and the ssh flags.
 struct LaunchFlags {
-  std::string launcher = "local", target_host = "127.0.0.1", remote_bin_dir;
+  std::string launcher = "local", target_host = "127.0.0.1", remote_bin_dir, client_hosts, ssh_config;
+  std::vector<std::string> ssh_options;
   bool allow_remote = false;
+  int ready_timeout_ms = 10'000;
+  double client_start_delay = 1.5;
 
   void add_to(po::options_description& d) {
-    d.add_options()("launcher", po::value(&launcher)->default_value(launcher),
-                    "where the server runs: local, netns:NAME (ip netns exec NAME ...) or ssh:HOST (ssh HOST ...)")(
-        "target-host", po::value(&target_host)->default_value(target_host),
-        "IPv4 address the client connects to; the server binds it")(
-        "remote-bin-dir", po::value(&remote_bin_dir), "ssh: the model binaries' folder on the server host (default: --bin-dir)")(
-        "allow-remote-target", po::bool_switch(&allow_remote),
-        "allow a target outside 127.0.0.0/8 (your own network namespace or lab host)");
+    // clang-format off
+    d.add_options()
+      ("launcher", po::value(&launcher)->default_value(launcher),
+          "where the server runs: local, netns:NAME (ip netns exec NAME ...) or ssh:HOST (ssh -- HOST ...)")
+      ("client-hosts", po::value(&client_hosts),
+          "comma list of hosts that each run loadgen with the configuration's load, started together "
+          "(HOST or ssh:HOST, netns:NAME, local); default: the in-process client here")
+      ("target-host", po::value(&target_host)->default_value(target_host),
+          "IPv4 address the clients connect to; the server binds it")
+      ("remote-bin-dir", po::value(&remote_bin_dir),
+          "ssh: the folder of the model binaries, acceptbench and loadgen on the remote hosts (default: --bin-dir)")
+      ("ssh-config", po::value(&ssh_config), "ssh: an ssh_config file (ssh -F FILE)")
+      ("ssh-option", po::value(&ssh_options)->composing(), "ssh: an option, KEY=VALUE (ssh -o KEY=VALUE); repeatable")
+      ("ready-timeout-ms", po::value(&ready_timeout_ms)->default_value(ready_timeout_ms),
+          "how long to wait for the server's READY line (ssh log-in included)")
+      ("client-start-delay", po::value(&client_start_delay)->default_value(client_start_delay),
+          "--client-hosts: seconds from launching the clients to their common start (covers ssh log-ins)")
+      ("allow-remote-target", po::bool_switch(&allow_remote),
+          "allow a target outside 127.0.0.0/8 (your own network namespace or lab host)");
+    // clang-format on
   }
 
   // Fills the launcher fields of `o`; exits 2 on a bad value.
@@ -276,18 +297,44 @@ struct LaunchFlags {
       usage_error("refusing a target outside 127.0.0.0/8 (" + target_host +
                   "): pass --allow-remote-target if it is your own namespace or lab host");
     }
+    if (ready_timeout_ms < 1 || ready_timeout_ms > 600'000) usage_error("--ready-timeout-ms must be in [1, 600000]");
+    if (!(client_start_delay > 0 && client_start_delay <= 600)) usage_error("--client-start-delay must be in (0, 600]");
     o.target_host = target_host;
-    if (launcher == "local") {
-      if (!remote_bin_dir.empty()) usage_error("--remote-bin-dir goes with --launcher ssh:HOST");
-    } else if (launcher.starts_with("netns:") && launcher.size() > 6) {
-      o.launcher = {"ip", "netns", "exec", launcher.substr(6)};
-    } else if (launcher.starts_with("ssh:") && launcher.size() > 4) {
-      o.launcher = {"ssh", "-o", "BatchMode=yes", launcher.substr(4), "--"};
-      o.remote = true;
-      if (!remote_bin_dir.empty()) bin_dir = remote_bin_dir;
-    } else {
-      usage_error("--launcher must be local, netns:NAME or ssh:HOST");
+    o.ready_timeout_ms = ready_timeout_ms;
+    o.client_start_delay_s = client_start_delay;
+    std::vector<std::string> ssh_args;
+    if (!ssh_config.empty()) ssh_args = {"-F", ssh_config};
+    for (const auto& opt : ssh_options) {
+      if (opt.empty() || opt.front() == '-' || opt.find('=') == std::string::npos) {
+        usage_error("--ssh-option takes KEY=VALUE, got '" + opt + "'");
+      }
+      ssh_args.insert(ssh_args.end(), {"-o", opt});
     }
+    auto parse = [&](const std::string& spec, bool bare_is_ssh, const char* flag) {
+      try {
+        Launcher l = Launcher::parse(spec, bare_is_ssh);
+        if (l.remote()) l.ssh_options = ssh_args;
+        return l;
+      } catch (const std::invalid_argument& e) {
+        usage_error(fmt::format("--{}: {}", flag, e.what()));
+      }
+    };
+    o.launcher = parse(launcher, false, "launcher");
+    bool any_ssh = o.launcher.remote();
+    if (!client_hosts.empty()) {
+      for (const auto& h : parse_list<std::string>(client_hosts, "client-hosts")) {
+        o.client_hosts.push_back(parse(h, true, "client-hosts"));
+        any_ssh = any_ssh || o.client_hosts.back().remote();
+      }
+    }
+    if (!any_ssh && !remote_bin_dir.empty()) usage_error("--remote-bin-dir goes with ssh hosts");
+    if (!any_ssh && (!ssh_config.empty() || !ssh_options.empty())) usage_error("--ssh-config and --ssh-option go with ssh hosts");
+    const std::string here = self_dir();
+    const std::string there = remote_bin_dir.empty() ? bin_dir : remote_bin_dir;
+    o.probe_binary = (o.launcher.remote() ? there : here) + "/acceptbench";
+    o.loadgen_binary = here + "/loadgen";
+    o.remote_loadgen_binary = there + "/loadgen";
+    if (o.launcher.remote()) bin_dir = there;
   }
 };
 
@@ -374,6 +421,8 @@ int cmd_sweep(int argc, char** argv, bool single) {
   try {
     nlohmann::json env = collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus);
     env["placement"]["launcher"] = lf.launcher;
+    env["placement"]["client_hosts"] = nlohmann::json::array();
+    for (const auto& h : sweep.base_options.client_hosts) env["placement"]["client_hosts"].push_back(h.describe());
     env["placement"]["target_host"] = lf.target_host;
     ResultsFile file(out, std::move(env), run_id, resume);
     file.set("notes", ranking_notes());
@@ -546,6 +595,32 @@ int cmd_merge(int argc, char** argv) {
   return 0;
 }
 
+int cmd_probe(int argc, char** argv) {
+  int pid = 0;
+  bool kernel = false;
+  po::options_description d(
+      "acceptbench probe: one JSON line with what the harness measures on the server's side: the process\n"
+      "(sample_proc: CPU of every thread and live or reaped child, context switches, RSS, threads, descriptors)\n"
+      "and the kernel's TCP counters. The harness runs it there through the launcher (ssh, netns), so both\n"
+      "sides are measured by the same code.\n\nOptions");
+  d.add_options()("help,h", "print this help")("pid", po::value(&pid), "the server's PID (> 1)")(
+      "kernel", po::bool_switch(&kernel), "the kernel's counters (/proc/net/snmp, netstat, sockstat)");
+  po::variables_map vm;
+  if (parse_flags(argc, argv, d, vm)) return 0;
+  if (vm.count("pid") && pid <= 1) usage_error("--pid must be > 1");
+  if (!vm.count("pid") && !kernel) usage_error("probe needs --pid PID and/or --kernel");
+  nlohmann::json out = nlohmann::json::object();
+  try {
+    if (pid > 1) out["proc"] = to_json(sample_proc(pid));
+    if (kernel) out["kernel"] = read_kernel_counters();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "acceptbench probe: {}\n", e.what());
+    return 1;
+  }
+  fmt::print("{}\n", out.dump());
+  return 0;
+}
+
 // Which primitives (cost_model benchmark names) each model pays per connection, beyond
 // the connect + accept + close that every model pays.
 nlohmann::json primitives_per_model() {
@@ -619,6 +694,7 @@ int main(int argc, char** argv) {
   if (cmd == "compare") return cmd_compare(argc - 1, argv + 1);
   if (cmd == "ab") return cmd_ab(argc - 1, argv + 1);
   if (cmd == "merge") return cmd_merge(argc - 1, argv + 1);
+  if (cmd == "probe") return cmd_probe(argc - 1, argv + 1);
   if (cmd == "attach-cost-model") return cmd_attach_cost_model(argc - 1, argv + 1);
   fmt::print(stderr, "acceptbench: error: unknown command '{}'\n\n{}", cmd, kUsage);
   return 2;

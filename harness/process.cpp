@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "clock.hpp"
 #include "sys.hpp"
@@ -43,19 +44,25 @@ std::vector<char*> exec_argv(std::vector<std::string>& args) {
 
 ServerProcess ServerProcess::start(const SpawnOptions& options) {
   if (options.argv.empty()) throw std::invalid_argument("ServerProcess: empty argv");
-  int out_pipe[2], err_pipe[2];
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  check(::pipe2(in_pipe, O_CLOEXEC), "pipe2");
   check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
   check(::pipe2(err_pipe, O_CLOEXEC), "pipe2");
-  std::vector<std::string> args = options.launcher;
-  args.insert(args.end(), options.argv.begin(), options.argv.end());
+  std::vector<std::string> command = options.argv;
+  // Remote: a session and process group of its own, led by the server; `-w` keeps setsid
+  // waiting so the session (and the server's stdin) stays tied to this ssh.
+  if (options.launcher.remote()) command.insert(command.begin(), {"setsid", "-w"});
+  std::vector<std::string> args = options.launcher.wrap(command, /*keep_stdin=*/true, /*master=*/true);
   std::vector<char*> cargs = exec_argv(args);
 
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     ::setpgid(0, 0);
-    // A server must not outlive a harness that was killed: SIGTERM it when we die.
+    // A server must not outlive a harness that was killed: SIGTERM it when we die (behind
+    // ssh this reaches only ssh; there the server's stdin reaching EOF ends it).
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::dup2(in_pipe[0], STDIN_FILENO);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
     ::signal(SIGPIPE, SIG_DFL);
@@ -82,12 +89,13 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // also from here, so that the group exists before we signal it
+  ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   ServerProcess p;
   p.pid_ = pid;
   p.launcher_ = options.launcher;
-  p.remote_ = options.remote;
+  p.in_.reset(in_pipe[1]);
   p.out_.reset(out_pipe[0]);
   p.err_.reset(err_pipe[0]);
 
@@ -106,6 +114,7 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
         throw std::runtime_error("server printed '" + p.ready_line_ + "' instead of a READY line");
       }
       p.port_ = static_cast<std::uint16_t>(port);
+      if (server_pid <= 1) throw std::runtime_error("server printed '" + p.ready_line_ + "': a pid <= 1");
       p.server_pid_ = server_pid;
       p.threads_ = threads;
       return p;
@@ -140,15 +149,26 @@ ServerProcess& ServerProcess::operator=(ServerProcess&& o) noexcept {
     ready_line_ = std::move(o.ready_line_);
     port_ = o.port_;
     threads_ = o.threads_;
+    in_ = std::move(o.in_);
     launcher_ = std::move(o.launcher_);
-    remote_ = o.remote_;
   }
   return *this;
 }
 
+namespace {
+// kill(2) that never reaches every process (-1), the caller's group (0) or init (1).
+void kill_one(pid_t pid, int sig) {
+  if (pid > 1) ::kill(pid, sig);
+}
+void kill_group(pid_t pgid, int sig) {
+  if (pgid > 1) ::kill(-pgid, sig);
+}
+}  // namespace
+
 ServerProcess::~ServerProcess() {
-  if (pid_ > 0 && !reaped_) {
-    ::kill(-pid_, SIGKILL);
+  if (pid_ > 1 && !reaped_) {
+    if (launcher_.remote()) kill_remote_group();
+    kill_group(pid_, SIGKILL);
     ::waitpid(pid_, &wait_status_, 0);
   }
 }
@@ -173,6 +193,7 @@ bool ServerProcess::alive() {
 }
 
 StopResult ServerProcess::finish(bool killed) {
+  in_.reset();
   // Take whatever is left in the pipes (the writers are gone once the group is dead).
   for (int i = 0; i < 100 && (out_ || err_); ++i) pump(10);
   StopResult r;
@@ -196,41 +217,56 @@ StopResult ServerProcess::finish(bool killed) {
   return r;
 }
 
-void ServerProcess::signal_server(int sig) {
-  if (!remote_) {
-    ::kill(pid_, sig);
-    return;
+bool ServerProcess::signal_server(int sig) {
+  if (!launcher_.remote()) {
+    kill_one(pid_, sig);  // behind netns too: `ip netns exec` execs the server itself
+    return pid_ > 1;
   }
-  std::vector<std::string> argv = launcher_;
-  argv.insert(argv.end(), {"kill", "-" + std::to_string(sig), std::to_string(server_pid_)});
+  // Remote: only the PID from READY, and nothing before READY (the caller then ends the
+  // local ssh, which closes the server's stdin there).
+  if (server_pid_ <= 1) return false;
+  const char* name = sigabbrev_np(sig);
+  if (!name) return false;
   try {
-    run_capture(argv, 10'000);
+    run_capture(launcher_.wrap({"kill", "-s", name, std::to_string(server_pid_)}), 10'000);
+    return true;
   } catch (const std::exception&) {  // the server may be gone already
+    return false;
+  }
+}
+
+void ServerProcess::kill_remote_group() {
+  // setsid made the server the leader of its own group there: its fork-model children die
+  // with it. Only while our ssh still runs (the group is the server's), never before READY.
+  if (!launcher_.remote() || server_pid_ <= 1 || reaped_) return;
+  try {
+    run_capture(launcher_.wrap({"kill", "-s", "KILL", "--", fmt::format("-{}", server_pid_)}), 10'000);
+  } catch (const std::exception&) {
   }
 }
 
 StopResult ServerProcess::stop(std::chrono::milliseconds grace) {
   if (!alive()) return finish(false);
-  signal_server(SIGTERM);
+  if (!signal_server(SIGTERM)) in_.reset();  // no PID to signal yet: EOF on its stdin
   const std::int64_t deadline = now_ns() + grace.count() * 1'000'000;
   while (alive() && now_ns() < deadline) pump(10);
   bool killed = false;
   if (alive()) {
-    if (remote_) signal_server(SIGKILL);
-    ::kill(-pid_, SIGKILL);
+    kill_remote_group();
+    kill_group(pid_, SIGKILL);
     killed = true;
     ::waitpid(pid_, &wait_status_, 0);
     reaped_ = true;
   } else {
-    ::kill(-pid_, SIGKILL);  // leftovers of the group (orphaned children), if any
+    kill_group(pid_, SIGKILL);  // leftovers of the group (orphaned children), if any
   }
   return finish(killed);
 }
 
 StopResult ServerProcess::kill_now() {
   if (alive()) {
-    if (remote_) signal_server(SIGKILL);
-    ::kill(-pid_, SIGKILL);
+    kill_remote_group();
+    kill_group(pid_, SIGKILL);  // behind ssh: ssh ends, the server's stdin there reaches EOF
     ::waitpid(pid_, &wait_status_, 0);
     reaped_ = true;
     return finish(true);
@@ -246,6 +282,8 @@ std::string run_capture(const std::vector<std::string>& argv, int timeout_ms) {
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_RDONLY);  // never the harness's stdin
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::execvp(cargs[0], cargs.data());
     ::_exit(127);
@@ -273,6 +311,97 @@ std::string run_capture(const std::vector<std::string>& argv, int timeout_ms) {
     throw std::runtime_error(fmt::format("'{}' failed ({})", argv[0], WIFEXITED(status) ? WEXITSTATUS(status) : -1));
   }
   return text;
+}
+
+std::vector<std::string> run_capture_all(const std::vector<std::vector<std::string>>& argvs, int timeout_ms) {
+  struct Child {
+    pid_t pid = -1;
+    UniqueFd out, err;
+    std::string out_text, err_text;
+    int status = 0;
+  };
+  std::vector<Child> children(argvs.size());
+  auto kill_all = [&] {
+    for (auto& c : children) {
+      if (c.pid > 1) {
+        ::kill(-c.pid, SIGKILL);
+        ::waitpid(c.pid, &c.status, 0);
+        c.pid = -1;
+      }
+    }
+  };
+  for (std::size_t i = 0; i < argvs.size(); ++i) {
+    int out_pipe[2], err_pipe[2];
+    check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
+    check(::pipe2(err_pipe, O_CLOEXEC), "pipe2");
+    std::vector<std::string> args = argvs[i];
+    std::vector<char*> cargs = exec_argv(args);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      kill_all();
+      throw_errno("fork");
+    }
+    if (pid == 0) {
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      const int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+      ::dup2(out_pipe[1], STDOUT_FILENO);
+      ::dup2(err_pipe[1], STDERR_FILENO);
+      ::signal(SIGPIPE, SIG_DFL);
+      ::execvp(cargs[0], cargs.data());
+      const std::string msg = fmt::format("exec {}: {}\n", cargs[0], ::strerror(errno));
+      (void)!::write(STDERR_FILENO, msg.data(), msg.size());
+      ::_exit(127);
+    }
+    ::setpgid(pid, pid);
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    children[i].pid = pid;
+    children[i].out.reset(out_pipe[0]);
+    children[i].err.reset(err_pipe[0]);
+  }
+  const std::int64_t deadline = now_ns() + std::int64_t{timeout_ms} * 1'000'000;
+  char buf[65536];
+  for (;;) {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<std::size_t, bool>> owner;  // child, stdout?
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      if (children[i].out) fds.push_back({children[i].out.get(), POLLIN, 0}), owner.emplace_back(i, true);
+      if (children[i].err) fds.push_back({children[i].err.get(), POLLIN, 0}), owner.emplace_back(i, false);
+    }
+    if (fds.empty()) break;
+    const auto left = static_cast<int>((deadline - now_ns()) / 1'000'000);
+    if (left <= 0 || ::poll(fds.data(), fds.size(), left) <= 0) {
+      kill_all();
+      throw std::runtime_error(fmt::format("timed out after {} ms: {}", timeout_ms, argvs.front().front()));
+    }
+    for (std::size_t k = 0; k < fds.size(); ++k) {
+      if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      Child& c = children[owner[k].first];
+      const ssize_t n = ::read(fds[k].fd, buf, sizeof buf);
+      if (n > 0) {
+        (owner[k].second ? c.out_text : c.err_text).append(buf, static_cast<std::size_t>(n));
+      } else {
+        (owner[k].second ? c.out : c.err).reset();
+      }
+    }
+  }
+  std::vector<std::string> outs;
+  std::string failure;
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    Child& c = children[i];
+    ::waitpid(c.pid, &c.status, 0);
+    c.pid = -1;
+    if ((!WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) && failure.empty()) {
+      failure = fmt::format("'{}' failed ({}): {}", fmt::join(argvs[i], " "),
+                            WIFEXITED(c.status) ? fmt::format("exit {}", WEXITSTATUS(c.status)) : std::string("signal"),
+                            c.err_text);
+    }
+    outs.push_back(std::move(c.out_text));
+  }
+  if (!failure.empty()) throw std::runtime_error(failure);
+  return outs;
 }
 
 namespace {
@@ -367,41 +496,47 @@ ProcSample sample_proc(pid_t pid) {
   return s;
 }
 
-ProcSample sample_proc_via(const std::vector<std::string>& launcher, pid_t pid) {
-  std::vector<std::string> argv = launcher;
-  argv.insert(argv.end(), {"sh", "-c",
-                           fmt::format("cd /proc/{0} && cat stat && echo @@ && cat status && echo @@ && getconf CLK_TCK "
-                                       "&& echo @@ && cat task/*/status && echo @@ && ls fd | wc -l",
-                                       pid)});
-  const std::string text = run_capture(argv);
-  std::vector<std::string> parts;
-  for (std::size_t pos = 0;;) {
-    const std::size_t at = text.find("@@\n", pos);
-    parts.push_back(text.substr(pos, at == std::string::npos ? std::string::npos : at - pos));
-    if (at == std::string::npos) break;
-    pos = at + 3;
+nlohmann::json to_json(const ProcSample& s) {
+  return {{"user_s", s.user_s},
+          {"system_s", s.system_s},
+          {"children_user_s", s.children_user_s},
+          {"children_system_s", s.children_system_s},
+          {"voluntary_ctxt", s.voluntary_ctxt},
+          {"involuntary_ctxt", s.involuntary_ctxt},
+          {"peak_rss_kb", s.peak_rss_kb},
+          {"rss_kb", s.rss_kb},
+          {"threads", s.threads},
+          {"open_fds", s.open_fds}};
+}
+
+ProcSample proc_sample_from_json(const nlohmann::json& j) {
+  try {
+    ProcSample s;
+    s.user_s = j.at("user_s");
+    s.system_s = j.at("system_s");
+    s.children_user_s = j.at("children_user_s");
+    s.children_system_s = j.at("children_system_s");
+    s.voluntary_ctxt = j.at("voluntary_ctxt");
+    s.involuntary_ctxt = j.at("involuntary_ctxt");
+    s.peak_rss_kb = j.at("peak_rss_kb");
+    s.rss_kb = j.at("rss_kb");
+    s.threads = j.at("threads");
+    s.open_fds = j.at("open_fds");
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(std::string("malformed process sample: ") + e.what());
   }
-  if (parts.size() != 5) throw std::runtime_error(fmt::format("cannot read /proc/{} through the launcher", pid));
-  ProcSample s;
-  std::istringstream rest(parts[0].substr(parts[0].rfind(')') + 2));
-  std::vector<std::string> f;
-  for (std::string x; rest >> x;) f.push_back(x);
-  const double tick = std::stod(parts[2]);
-  if (f.size() < 20 || tick <= 0) throw std::runtime_error("short /proc stat through the launcher");
-  s.user_s = std::stod(f[11]) / tick;
-  s.system_s = std::stod(f[12]) / tick;
-  s.children_user_s = std::stod(f[13]) / tick;
-  s.children_system_s = std::stod(f[14]) / tick;
-  s.peak_rss_kb = status_field("\n" + parts[1], "VmHWM");
-  s.rss_kb = status_field("\n" + parts[1], "VmRSS");
-  s.threads = static_cast<int>(status_field("\n" + parts[1], "Threads"));
-  std::istringstream tasks(parts[3]);
-  for (std::string line; std::getline(tasks, line);) {
-    if (line.starts_with("voluntary_ctxt_switches:")) s.voluntary_ctxt += std::strtoull(line.c_str() + 24, nullptr, 10);
-    if (line.starts_with("nonvoluntary_ctxt_switches:")) s.involuntary_ctxt += std::strtoull(line.c_str() + 27, nullptr, 10);
+}
+
+ProcSample sample_proc_via(const Launcher& launcher, const std::string& probe, pid_t pid) {
+  if (launcher.same_pids()) return sample_proc(pid);
+  if (pid <= 1) throw std::runtime_error("no server PID to sample");
+  const std::string text = run_capture(launcher.wrap({probe, "probe", "--pid", std::to_string(pid)}));
+  try {
+    return proc_sample_from_json(nlohmann::json::parse(text).at("proc"));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(fmt::format("{} probe through {}: {}", probe, launcher.describe(), e.what()));
   }
-  s.open_fds = std::stoi(parts[4]);
-  return s;
 }
 
 namespace {

@@ -10,19 +10,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "launcher.hpp"
 #include "unique_fd.hpp"
 
 namespace acceptbench {
 
 struct SpawnOptions {
   std::vector<std::string> argv;      // argv[0] is the program path
-  std::vector<std::string> launcher;  // prefix, e.g. {"ip","netns","exec","srv"}; empty: local
+  // Where it runs. Behind ssh, signals go to the PID from READY (never before READY, never
+  // a pid <= 1) through the launcher, and the server runs under `setsid -w` so that it leads
+  // a process group of its own there (a group kill leaves no fork-model children behind).
+  Launcher launcher;
   std::vector<int> cpus;              // sched_setaffinity before exec; empty: no pinning
   std::chrono::milliseconds ready_timeout{10'000};
   int rlimit_nofile = 0;  // > 0: RLIMIT_NOFILE for the server (a resource-limit test)
-  // The server runs on another host behind the launcher (ssh): signals go to the PID it
-  // reported, through the launcher, and its /proc is read the same way.
-  bool remote = false;
 };
 
 struct StopResult {
@@ -36,7 +37,9 @@ struct StopResult {
   [[nodiscard]] std::string describe() const;  // "exit 0", "killed by SIGSEGV", ...
 };
 
-// A server binary started as a child: its own process group, stdout/stderr on pipes,
+// A server binary started as a child: its own process group, stdin/stdout/stderr on pipes
+// (the write end of stdin stays here, close-on-exec: a server given --exit-on-stdin-eof
+// ends when this process dies, however it dies, and behind ssh when the session drops),
 // optionally pinned. start() returns once the READY line arrived, or throws
 // std::runtime_error with what the server said (stderr) when it exited or timed out first.
 // One thread at a time.
@@ -64,7 +67,10 @@ class ServerProcess {
  private:
   ServerProcess() = default;
   void pump(int timeout_ms);
-  void signal_server(int sig);  // moves pipe contents into the buffers
+  // Sends `sig` to the server (behind ssh: to the PID from READY only); false when there was
+  // nobody to signal.
+  bool signal_server(int sig);
+  void kill_remote_group();  // ssh: SIGKILL the server's process group there
   StopResult finish(bool killed);
 
   pid_t pid_ = -1;
@@ -76,13 +82,17 @@ class ServerProcess {
   std::string ready_line_;
   std::uint16_t port_ = 0;
   int threads_ = 0;
-  std::vector<std::string> launcher_;
-  bool remote_ = false;
+  UniqueFd in_;  // the server's stdin
+  Launcher launcher_;
 };
 
 // Runs argv to completion (at most timeout_ms, then SIGKILL) and returns its stdout;
 // throws std::runtime_error when it cannot run or exits non-zero.
 std::string run_capture(const std::vector<std::string>& argv, int timeout_ms = 10'000);
+// Runs several commands at once (each its own process group, stdin /dev/null, all killed
+// at the deadline) and returns each one's stdout; throws std::runtime_error naming the
+// first that failed, with its stderr.
+std::vector<std::string> run_capture_all(const std::vector<std::vector<std::string>>& argvs, int timeout_ms);
 
 // Facts from /proc/PID (Linux).
 struct ProcSample {
@@ -93,10 +103,15 @@ struct ProcSample {
   int threads = 0;
   int open_fds = 0;
 };
-// Reads /proc/PID/stat, status and task/*/status; throws std::runtime_error if gone.
+// Reads /proc/PID/stat, status and task/*/status, live children included; throws
+// std::runtime_error if gone.
 ProcSample sample_proc(pid_t pid);
-// The same on the host behind `launcher` (e.g. {"ssh", "host"}), through one shell command.
-ProcSample sample_proc_via(const std::vector<std::string>& launcher, pid_t pid);
+nlohmann::json to_json(const ProcSample& s);
+ProcSample proc_sample_from_json(const nlohmann::json& j);  // throws std::runtime_error
+// The same behind `launcher`, by the same code: here (local and netns share the PIDs) it is
+// sample_proc; behind ssh it runs `PROBE probe --pid PID` there (PROBE: the acceptbench
+// binary on that host), which prints sample_proc's result as JSON.
+ProcSample sample_proc_via(const Launcher& launcher, const std::string& probe, pid_t pid);
 // Children of `pid` that are zombies, and all children.
 int count_zombie_children(pid_t pid);
 int count_children(pid_t pid);

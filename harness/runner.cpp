@@ -1,10 +1,18 @@
 #include "runner.hpp"
 
+#include <stdlib.h>
+#include <time.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kernel.hpp"
 #include "process.hpp"
@@ -88,6 +96,83 @@ nlohmann::json proc_delta(const ProcSample& a, const ProcSample& b) {
           {"open_fds", b.open_fds}};
 }
 
+// A private folder under /tmp (the ssh control socket), removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/acceptbench-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+double wall_clock_s() {
+  timespec t{};
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// loadgen on every client host with `lc`, started together at one wall-clock time; the
+// results merged (counts add, histograms merge by bucket). `per_host` gets each host's share.
+LoadResult run_remote_clients(const LoadConfig& lc, const RunnerOptions& o, nlohmann::json& per_host) {
+  const double start_at = wall_clock_s() + o.client_start_delay_s;
+  std::vector<std::vector<std::string>> argvs;
+  for (const auto& host : o.client_hosts) {
+    std::vector<std::string> cmd = {host.remote() ? o.remote_loadgen_binary : o.loadgen_binary,
+                                    "--target", fmt::format("{}:{}", lc.host, lc.port),
+                                    "--threads", std::to_string(lc.threads),
+                                    "--requests-per-conn", std::to_string(lc.requests_per_conn),
+                                    "--duration", fmt::format("{}", lc.duration_s),
+                                    "--close", to_string(lc.close),
+                                    "--timeout-ms", std::to_string(lc.timeout_ms),
+                                    "--start-at", fmt::format("{:.6f}", start_at),
+                                    "--quiet", "--json", "-"};
+    if (lc.rate > 0) {
+      cmd.insert(cmd.end(), {"--rate", fmt::format("{}", lc.rate)});
+    } else {
+      cmd.insert(cmd.end(), {"--connections", std::to_string(lc.connections)});
+    }
+    if (lc.slow_fraction > 0) {
+      cmd.insert(cmd.end(), {"--slow-fraction", fmt::format("{}", lc.slow_fraction), "--slow-ms", std::to_string(lc.slow_ms)});
+    }
+    if (host.local() && !lc.cpus.empty()) cmd.insert(cmd.end(), {"--cpus", fmt::format("{}", fmt::join(lc.cpus, ","))});
+    argvs.push_back(host.wrap(cmd));
+  }
+  const int timeout_ms = static_cast<int>((o.client_start_delay_s + lc.duration_s) * 1000) + 30'000;
+  const std::vector<std::string> outs = run_capture_all(argvs, timeout_ms);
+  LoadResult merged;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    LoadResult r;
+    try {
+      r = LoadResult::from_json(nlohmann::json::parse(outs[i]));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("client host {}: unreadable loadgen result: {}", o.client_hosts[i].describe(), e.what()));
+    }
+    per_host.push_back({{"host", o.client_hosts[i].describe()},
+                        {"connections", r.connections},
+                        {"unfinished", r.unfinished},
+                        {"window_s", r.window_s},
+                        {"conn_per_s", r.conn_per_s()},
+                        {"max_thread_utilization", r.max_thread_utilization()}});
+    if (i == 0) {
+      merged = std::move(r);
+    } else {
+      merged.merge(r);
+    }
+  }
+  return merged;
+}
+
 nlohmann::json failed(nlohmann::json rep, const std::string& reason) {
   rep["status"] = "failed";
   rep["reason"] = reason;
@@ -111,10 +196,20 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   }
   if (o.target_host != "127.0.0.1") spawn.argv.insert(spawn.argv.end(), {"--bind", o.target_host});
   spawn.argv.insert(spawn.argv.end(), c.server_args.begin(), c.server_args.end());
+  // The server ends when the pipe to its stdin closes: when this harness dies, however it
+  // dies, and behind ssh when the session drops.
+  spawn.argv.emplace_back("--exit-on-stdin-eof");
   spawn.cpus = c.server_cpus;
   spawn.launcher = o.launcher;
-  spawn.remote = o.remote;
   spawn.ready_timeout = std::chrono::milliseconds(o.ready_timeout_ms);
+  // ssh: the server's session is the master connection the probes share, so that reading
+  // the counters opens no TCP connection on the server host (PassiveOpens counts clients only).
+  std::optional<TempDir> control_dir;
+  if (spawn.launcher.remote()) {
+    control_dir.emplace();
+    spawn.launcher.control_path = control_dir->path() + "/m";
+  }
+  const Launcher& at_server = spawn.launcher;
 
   std::optional<ServerProcess> server;
   try {
@@ -135,29 +230,38 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   load.timeout_ms = 3000;
   load.slow_fraction = c.slow_fraction;
   load.slow_ms = c.slow_ms;
+  // The load: in-process here, or loadgen on every client host at once.
+  nlohmann::json per_host = nlohmann::json::array();
+  auto run_clients = [&](const LoadConfig& lc) -> LoadResult {
+    if (o.client_hosts.empty()) return run_load(lc);
+    return run_remote_clients(lc, o, per_host);
+  };
   try {
     if (c.warmup_s > 0) {
       LoadConfig warm = load;
       warm.duration_s = c.warmup_s;
-      run_load(warm);
+      run_clients(warm);
+      per_host = nlohmann::json::array();
     }
     if (!server->alive()) {
       const StopResult s = server->stop(std::chrono::milliseconds(0));
       return failed(rep, "server died during the warm-up (" + s.describe() + "): " + s.stderr_text);
     }
-    auto sample = [&] { return o.remote ? sample_proc_via(o.launcher, server->server_pid()) : sample_proc(server->server_pid()); };
+    auto sample = [&] { return sample_proc_via(at_server, o.probe_binary, server->server_pid()); };
     const ProcSample proc_before = sample();
-    const KernelCounters kernel_before = read_kernel_counters_via(o.launcher);
+    const KernelCounters kernel_before = read_kernel_counters_via(at_server, o.probe_binary);
     load.duration_s = c.duration_s;
-    const LoadResult r = run_load(load);
-    const KernelCounters kernel_after = read_kernel_counters_via(o.launcher);
+    const LoadResult r = run_clients(load);
+    const KernelCounters kernel_after = read_kernel_counters_via(at_server, o.probe_binary);
     if (!server->alive()) {
       const StopResult s = server->stop(std::chrono::milliseconds(0));
       rep["client"] = r.to_json();
+      if (!o.client_hosts.empty()) rep["client_hosts"] = per_host;
       return failed(rep, "server died during the measurement (" + s.describe() + "): " + s.stderr_text);
     }
     const ProcSample proc_after = sample();
     rep["client"] = r.to_json();
+    if (!o.client_hosts.empty()) rep["client_hosts"] = per_host;
     rep["server_proc"] = proc_delta(proc_before, proc_after);
     rep["kernel"] = kernel_deltas(kernel_before, kernel_after);
 

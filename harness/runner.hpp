@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "launcher.hpp"
 #include "loadgen.hpp"
 
 namespace acceptbench {
@@ -42,10 +43,19 @@ struct RunnerOptions {
   int ready_timeout_ms = 10'000;
   int stop_timeout_ms = 5'000;  // after SIGTERM; then SIGKILL and the repetition fails
   double saturation_threshold = 0.90;  // client thread utilization that flags a saturated client
-  // Where the server runs: empty = here; {"ip","netns","exec",NAME}; {"ssh",HOST}.
-  std::vector<std::string> launcher;
-  bool remote = false;                  // ssh: signals and /proc go through the launcher
+  // Where the server runs: local, netns:NAME or ssh:HOST. Its /proc and kernel counters are
+  // read by the same code on its side: in-process here, `probe_binary probe ...` elsewhere.
+  Launcher launcher;
+  std::string probe_binary;  // the acceptbench binary as seen from the server's side
   std::string target_host = "127.0.0.1";  // the address the client connects to (and the server binds)
+  // Where the load comes from: empty = the in-process client here (one client host, local).
+  // Otherwise loadgen runs on every one of these hosts (through its launcher) with the same
+  // configuration each, all started at one wall-clock time with the same window; their
+  // results merge exactly (histograms by bucket) and conn/s adds up.
+  std::vector<Launcher> client_hosts;
+  std::string loadgen_binary;         // loadgen's path here (local and netns client hosts)
+  std::string remote_loadgen_binary;  // loadgen's path on ssh client hosts
+  double client_start_delay_s = 1.5;  // launch to the common start: covers the ssh log-ins
 };
 
 // Runs one repetition. Returns its JSON ("status": "ok" or "failed" with "reason");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -69,7 +70,10 @@ ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec)
     ("accept-batch", po::value(&o.accept_batch)->default_value(o.accept_batch),
         "epoll models: accepts per listen-fd wakeup, 0 = until EAGAIN")
     ("accept-mutex-delay-ms", po::value(&o.accept_mutex_delay_ms)->default_value(o.accept_mutex_delay_ms),
-        "epoll-mutex: how long a worker without the mutex waits before trying again (nginx accept_mutex_delay)");
+        "epoll-mutex: how long a worker without the mutex waits before trying again (nginx accept_mutex_delay)")
+    ("exit-on-stdin-eof", po::bool_switch(&o.exit_on_stdin_eof),
+        "stop as on SIGTERM when stdin reaches EOF (a harness keeps a pipe open: the server dies with it, "
+        "also behind ssh)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -250,12 +254,27 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
     model_done.store(true);
   });
 
+  // --exit-on-stdin-eof: a thread reads stdin to its end (a harness that dies, however, or
+  // an ssh session that drops, closes it); the loop below then stops the server.
+  static std::atomic<bool> stdin_eof{false};  // static: the detached reader may outlive this frame
+  if (server->options().exit_on_stdin_eof) {
+    std::thread([] {
+      char buf[256];
+      for (;;) {
+        const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n > 0 || (n < 0 && errno == EINTR)) continue;
+        break;
+      }
+      stdin_eof.store(true);
+    }).detach();
+  }
+
   bool signalled = false;
   while (!model_done.load()) {
     const timespec tick{0, 50'000'000};
     const int sig = ::sigtimedwait(&stop_signals, nullptr, &tick);
-    if (sig == SIGTERM || sig == SIGINT) {
-      signalled = true;
+    if (sig == SIGTERM || sig == SIGINT || stdin_eof.load()) {
+      signalled = sig == SIGTERM || sig == SIGINT;
       server->request_stop();
       break;
     }

@@ -36,6 +36,7 @@ struct ServerOptions {
   int grace_ms = 2000;         // after SIGTERM: time to finish in-flight requests
   int accept_batch = 1;        // accepts per listen-fd wakeup; 0 = until EAGAIN
   int accept_mutex_delay_ms = 500;  // nginx's accept_mutex_delay
+  bool exit_on_stdin_eof = false;   // stop (as on SIGTERM) when stdin reaches EOF: dies with its harness
 };
 
 // Parses argv into options for `spec`. Prints help and exits 0 on --help; prints the error
