@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -96,11 +97,13 @@ nlohmann::json proc_delta(const ProcSample& a, const ProcSample& b) {
           {"open_fds", b.open_fds}};
 }
 
-// A private folder under /tmp (the ssh control socket), removed with everything in it.
+// A private folder under $TMPDIR or /tmp (the ssh control socket), removed with everything
+// in it.
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = "/tmp/acceptbench-XXXXXX";
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base && std::strlen(base) < 60 ? base : "/tmp") + "/acceptbench-XXXXXX";
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
     path_ = tmpl;
   }

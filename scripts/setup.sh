@@ -10,6 +10,7 @@ packages=(
   liburing-dev clang libclang-rt-14-dev
   python3 python3-matplotlib python3-jsonschema
   wrk apache2-utils nghttp2-client curl iproute2 procps
+  openssh-client openssh-server util-linux
 )
 
 missing=()
