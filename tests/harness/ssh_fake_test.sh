@@ -99,7 +99,9 @@ run_harness "$tmp/plain"
 grep -q "no READY line" "$tmp/out.json" "$tmp/run.log" || { cat "$tmp/run.log"; fail "expected a READY timeout"; }
 check_no_pid_le_1
 grep -q "BatchMode=yes" "$tmp/ssh.log" || fail "ssh was not run with BatchMode=yes"
-grep -q -- " -n " "$tmp/ssh.log" || true  # reads use -n; the server session keeps its stdin
+# The server session keeps its stdin (the pipe whose EOF stops the server): no -n there.
+grep "setsid" "$tmp/ssh.log" | grep -q -- " -n " && fail "the server's ssh session was given -n"
+grep -q -- "-- fakehost " "$tmp/ssh.log" || fail "the host does not follow -- on the ssh command line"
 grep -q -- "--exit-on-stdin-eof" "$tmp/server.log" || fail "the server was not told to exit on stdin EOF"
 wait_stdin_closed 1
 echo "ok: READY timeout, no remote kill, the fake server ended with its ssh"
