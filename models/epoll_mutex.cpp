@@ -1,10 +1,11 @@
-// epoll-mutex: N worker threads share one nonblocking listen fd, but only the holder of
-// the accept mutex has it in its epoll set: nginx's accept_mutex. Semantics: trylock +
-// delay. Each loop turn a worker try-locks; the winner adds the listen fd, waits, accepts,
-// then removes the fd and unlocks before it serves its connections; a loser waits at most
+// epoll-mutex: N worker threads share one nonblocking listen fd; it is in the epoll set of
+// the accept mutex's holder: nginx's accept_mutex. Each loop turn a worker try-locks; if it
+// wins while not watching the listener it ADDs the fd, waits, accepts, and unlocks before it
+// serves; if it loses while watching, it DELs the fd (nginx's ngx_trylock_accept_mutex), so
+// a worker that keeps winning makes no epoll_ctl at all. A loser waits at most
 // --accept-mutex-delay-ms (nginx: accept_mutex_delay, 500 ms) before it tries again.
 // Differs from epoll-shared by the mutex: no herd, but the holder keeps winning.
-// Expect: almost no wasted wakeups, two epoll_ctl per turn, uneven spread across workers.
+// Expect: almost no wasted wakeups, epoll_ctl only when the holder changes, uneven spread.
 #include <mutex>
 
 #include "common/model.hpp"
@@ -41,20 +42,18 @@ void run_model(Server& server) {
     AcceptorStats& stats = loop.stats();
     const int delay_ms = server.options().accept_mutex_delay_ms;
     server.worker_ready();
+    bool watching = false;  // the listen fd is in this worker's epoll set
     while (!server.stopping()) {
       const bool holding = accept_mutex.try_lock();
-      if (holding) {
-        AcceptorStats::add(stats.mutex_acquired);
-        loop.watch_listener(listener.get());
-        note_in_set(server.shared(), +1);
-      } else {
-        AcceptorStats::add(stats.mutex_contended);
+      AcceptorStats::add(holding ? stats.mutex_acquired : stats.mutex_contended);
+      if (holding != watching) {
+        watching = holding;
+        if (holding) loop.watch_listener(listener.get());
+        else loop.unwatch_listener(listener.get());
+        note_in_set(server.shared(), holding ? +1 : -1);
       }
       loop.poll_once(holding ? -1 : delay_ms, [&] {
-        if (!holding) return;
-        note_in_set(server.shared(), -1);
-        loop.unwatch_listener(listener.get());
-        accept_mutex.unlock();
+        if (holding) accept_mutex.unlock();
       });
     }
     loop.drain();

@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cstring>
-#include <memory>
 
 #include "socket.hpp"
 
@@ -62,72 +61,51 @@ UniqueFd Acceptor::accept_one(int* err) {
 }
 
 void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd) {
+  // The blocking way's own cost, two setsockopt() per connection: reads wake every 100 ms to
+  // see the stop and the deadline; a send that makes no progress for the timeout fails.
   const timeval tick{0, kTickMs * 1000};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
   const int timeout_ms = server.options().read_timeout_ms;
   const timeval send_timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
 
-  // The buffer is on the heap: fork-per-conn children and many connection threads would
-  // otherwise each touch 20 KiB of stack.
-  auto buffer = std::make_unique_for_overwrite<char[]>(http::kReadBufferBytes);
-  struct CountClose {
-    AcceptorStats& stats;
-    ~CountClose() { AcceptorStats::add(stats.closed); }
-  } count_close{stats};
-  std::size_t len = 0;
-  int idle_ms = 0;
-  // A request must arrive whole within the timeout of its first byte, so that a client
-  // trickling a byte at a time (slowloris) cannot hold the connection forever.
-  std::int64_t request_started = 0;
-  const std::int64_t timeout_ns = std::int64_t{timeout_ms} * 1'000'000;
+  // Reused by every connection this thread (or process) serves.
+  thread_local http::Exchange x;
+  thread_local std::array<char, kReadChunkBytes> buffer;
+  x.open(server.responses(), stats, timeout_ms, now_ns());
   for (;;) {
-    // Answer every complete request in the buffer (pipelining).
-    for (;;) {
-      const http::Request req = http::parse_request({buffer.get(), len});
-      if (req.status == http::Parse::kIncomplete) break;
-      if (req.status != http::Parse::kComplete) {
-        AcceptorStats::add(stats.bad_requests);
-        write_all(fd.get(), server.responses().error(req.status));
-        return;
+    switch (x.next()) {
+      case http::Next::kSend: {
+        if (x.take_work()) server.simulate_work();
+        const ssize_t n = ::send(fd.get(), x.out().data(), x.out().size(), MSG_NOSIGNAL);
+        if (n >= 0) {
+          x.sent(static_cast<std::size_t>(n), now_ns());
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          return x.close(/*timed_out=*/true);  // SO_SNDTIMEO: no progress for the timeout
+        } else if (errno != EINTR) {
+          stats.count_error(errno);
+          return x.close(false);
+        }
+        break;
       }
-      server.simulate_work();
-      if (const int err = write_all(fd.get(), server.responses().ok(req.keep_alive))) {
-        stats.count_error(err);
-        return;
+      case http::Next::kShutdown: ::shutdown(fd.get(), SHUT_WR); break;
+      case http::Next::kClose: return x.close(false);
+      case http::Next::kRead:
+      case http::Next::kLinger: {
+        if (server.stopping() && (x.idle() || server.past_grace())) return x.close(false);
+        const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+        const std::int64_t now = now_ns();
+        if (n >= 0) {
+          x.received({buffer.data(), static_cast<std::size_t>(n)}, now);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          stats.count_error(errno);
+          return x.close(false);
+        }
+        if (const auto e = x.expiry(now); e != http::Exchange::Expiry::kNone) {
+          return x.close(e == http::Exchange::Expiry::kTimedOut);
+        }
+        break;
       }
-      AcceptorStats::add(stats.requests);
-      std::memmove(buffer.get(), buffer.get() + req.length, len - req.length);
-      len -= req.length;
-      if (!req.keep_alive) {
-        return;
-      }
-    }
-    if (server.stopping() && (len == 0 || server.past_grace())) {
-      return;  // idle at the stop, or out of grace
-    }
-    if (len == 0) request_started = 0;
-    const ssize_t n = ::read(fd.get(), buffer.get() + len, http::kReadBufferBytes - len);
-    if (n > 0) {
-      const std::int64_t now = now_ns();
-      if (request_started == 0) request_started = now;
-      if (now - request_started > timeout_ns) {
-        AcceptorStats::add(stats.read_timeouts);
-        return;
-      }
-      len += static_cast<std::size_t>(n);
-      idle_ms = 0;
-    } else if (n == 0) {
-      return;  // the peer closed
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      idle_ms += kTickMs;
-      if (idle_ms >= timeout_ms) {
-        AcceptorStats::add(stats.read_timeouts);
-        return;
-      }
-    } else if (errno != EINTR) {
-      stats.count_error(errno);
-      return;
     }
   }
 }

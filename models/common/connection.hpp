@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "http_core.hpp"
 #include "server.hpp"
 #include "unique_fd.hpp"
 
@@ -37,9 +38,13 @@ class Acceptor {
 bool drop_pending_connection(int listen_fd, UniqueFd& spare);
 UniqueFd open_spare_descriptor();
 
-// Serves one connection on a blocking socket until the peer closes, a protocol error, the
-// read timeout, or the stop: the thread-per-conn, fork-per-conn and iterative way. Reads
-// wake at least every 100 ms (SO_RCVTIMEO) to notice the stop and the idle timeout.
+// Every serving loop reads at most this much per read() into a buffer of its worker's.
+inline constexpr std::size_t kReadChunkBytes = 4096;
+
+// Serves one connection on a blocking socket with the HTTP core (http_core.hpp) until the
+// peer closes, a protocol error, the deadline, or the stop: the thread-per-conn,
+// fork-per-conn, iterative, shared-accept and prefork way. Reads wake at least every 100 ms
+// (SO_RCVTIMEO) to notice the stop and the deadline.
 void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd);
 
 }  // namespace acceptbench

@@ -6,6 +6,8 @@
 
 #include <array>
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 
 #include "sys.hpp"
@@ -22,18 +24,15 @@ constexpr int kSweepMs = 100;
 
 struct EventLoop::Conn {
   UniqueFd fd;
-  std::string in;   // bytes of an incomplete request, kept between reads (usually empty)
-  std::string out;  // response bytes the socket did not take yet
-  bool close_after_out = false;
-  std::int64_t last_active_ns = 0;
-  std::int64_t request_started_ns = 0;  // first byte of the incomplete request in `in`
+  http::Exchange x;
+  bool want_out = false;  // in the epoll set for EPOLLOUT (the socket was full)
 };
 
 EventLoop::EventLoop(Server& server, AcceptorStats& stats)
     : server_(&server),
       stats_(&stats),
       epoll_(check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")),
-      scratch_(std::make_unique_for_overwrite<char[]>(http::kReadBufferBytes)),
+      
       events_(kMaxEvents) {
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -81,22 +80,18 @@ void EventLoop::adopt(UniqueFd fd) {
   }
   const auto index = static_cast<std::size_t>(raw);
   if (conns_.size() <= index) conns_.resize(index + 1);
-  if (!conns_[index]) conns_[index] = std::make_unique<Conn>();
+  if (!conns_[index]) conns_[index] = std::make_unique<Conn>();  // then reused by the next on this fd
   Conn& c = *conns_[index];
   c.fd = std::move(fd);
-  c.in.clear();
-  c.out.clear();
-  c.close_after_out = false;
-  c.last_active_ns = now_ns_;
+  c.want_out = false;
+  c.x.open(server_->responses(), *stats_, server_->options().read_timeout_ms, now_ns_);
   ++live_;
 }
 
-void EventLoop::close_conn(int fd) {
+void EventLoop::close_conn(int fd, bool timed_out) {
   Conn& c = *conns_[static_cast<std::size_t>(fd)];
   c.fd.reset();  // close() also removes it from the epoll set
-  AcceptorStats::add(stats_->closed);
-  c.in.clear();
-  c.out.clear();
+  c.x.close(timed_out);
   --live_;
 }
 
@@ -116,109 +111,96 @@ void EventLoop::on_listener_ready(int listen_fd) {
   }
 }
 
-bool EventLoop::send(Conn& c, std::string_view data) {
-  if (c.out.empty()) {
-    const ssize_t n = ::send(c.fd.get(), data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      stats_->count_error(errno);
-      return false;
-    }
-    if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
-    if (data.empty()) return true;
-    // The socket is full: wait for EPOLLOUT and stop reading until it drains, so that a
-    // client that pipelines without reading cannot grow `out` without bound.
-    epoll_event ev{};
-    ev.events = EPOLLOUT;
-    ev.data.u64 = tag(Kind::kConnection, c.fd.get());
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
-  }
-  c.out.append(data);
-  return true;
+void EventLoop::watch_output(Conn& c, bool want_out) {
+  if (c.want_out == want_out) return;
+  c.want_out = want_out;
+  epoll_event ev{};
+  ev.events = want_out ? EPOLLOUT : (EPOLLIN | EPOLLRDHUP);
+  ev.data.u64 = tag(Kind::kConnection, c.fd.get());
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
 }
 
-void EventLoop::serve_buffer(Conn& c) {
-  const int fd = c.fd.get();
-  while (c.out.empty()) {
-    const http::Request req = http::parse_request(c.in);
-    if (req.status == http::Parse::kIncomplete) return;
-    if (req.status != http::Parse::kComplete) {
-      AcceptorStats::add(stats_->bad_requests);
-      c.in.clear();
-      c.close_after_out = true;
-      if (send(c, server_->responses().error(req.status)) && c.out.empty()) close_conn(fd);
-      return;
-    }
-    server_->simulate_work();
-    const bool ok = send(c, server_->responses().ok(req.keep_alive));
-    if (ok) AcceptorStats::add(stats_->requests);
-    c.in.erase(0, req.length);
-    if (!ok || !req.keep_alive) {
-      c.close_after_out = true;
-      if (!ok || c.out.empty()) close_conn(fd);
-      return;
-    }
-  }
-}
-
+// Does what the HTTP core says until it needs the socket to become ready again. One read()
+// per readiness event: level-triggered epoll reports the rest.
 void EventLoop::on_connection(int fd, std::uint32_t events) {
   Conn& c = *conns_[static_cast<std::size_t>(fd)];
   if (!c.fd) return;  // closed earlier in this batch of events
-  c.last_active_ns = now_ns_;
-  if (!c.out.empty()) {
-    if (events & (EPOLLERR | EPOLLHUP)) {
-      close_conn(fd);
-      return;
+  if (c.want_out && (events & (EPOLLERR | EPOLLHUP))) return close_conn(fd, false);
+  bool may_read = true;
+  for (;;) {
+    switch (c.x.next()) {
+      case http::Next::kSend: {
+        if (c.x.take_work()) {
+          server_->simulate_work();
+          now_ns_ = now_ns();
+        }
+        const ssize_t n = ::send(fd, c.x.out().data(), c.x.out().size(), MSG_NOSIGNAL);
+        if (n >= 0) {
+          c.x.sent(static_cast<std::size_t>(n), now_ns_);
+          if (!c.x.out().empty()) return watch_output(c, true);  // the socket is full
+        } else if (errno == EAGAIN) {
+          return watch_output(c, true);
+        } else if (errno != EINTR) {
+          stats_->count_error(errno);
+          return close_conn(fd, false);
+        }
+        break;
+      }
+      case http::Next::kShutdown: ::shutdown(fd, SHUT_WR); break;
+      case http::Next::kClose: return close_conn(fd, false);
+      case http::Next::kRead:
+      case http::Next::kLinger: {
+        watch_output(c, false);
+        if (!may_read) return;
+        may_read = false;
+        const ssize_t n = ::read(fd, scratch_.data(), scratch_.size());
+        if (n >= 0) {
+          c.x.received({scratch_.data(), static_cast<std::size_t>(n)}, now_ns_);
+        } else if (errno == EAGAIN || errno == EINTR) {
+          return;
+        } else {
+          stats_->count_error(errno);
+          return close_conn(fd, false);
+        }
+        break;
+      }
     }
-    const ssize_t n = ::send(fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      stats_->count_error(errno);
-      close_conn(fd);
-      return;
-    }
-    if (n > 0) c.out.erase(0, static_cast<std::size_t>(n));
-    if (!c.out.empty()) return;
-    if (c.close_after_out) {
-      close_conn(fd);
-      return;
-    }
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.u64 = tag(Kind::kConnection, fd);
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
-    serve_buffer(c);  // requests that arrived pipelined meanwhile
-    return;
-  }
-  const ssize_t n = ::read(fd, scratch_.get(), http::kReadBufferBytes - c.in.size());
-  if (n > 0) {
-    if (c.in.empty()) c.request_started_ns = now_ns_;
-    c.in.append(scratch_.get(), static_cast<std::size_t>(n));
-    serve_buffer(c);
-    if (c.fd && !c.in.empty() && c.in.size() < static_cast<std::size_t>(n)) c.request_started_ns = now_ns_;
-  } else if (n == 0) {
-    close_conn(fd);  // the peer closed
-  } else if (errno != EAGAIN && errno != EINTR) {
-    stats_->count_error(errno);
-    close_conn(fd);
   }
 }
 
-void EventLoop::expire_idle(std::int64_t now) {
-  const std::int64_t limit = std::int64_t{server_->options().read_timeout_ms} * 1'000'000;
+void EventLoop::expire(std::int64_t now) {
   for (auto& slot : conns_) {
-    // Idle too long, or a request still incomplete too long after its first byte (slowloris).
-    if (slot && slot->fd &&
-        (now - slot->last_active_ns >= limit || (!slot->in.empty() && now - slot->request_started_ns >= limit))) {
-      AcceptorStats::add(stats_->read_timeouts);
-      close_conn(slot->fd.get());
+    if (!slot || !slot->fd) continue;
+    if (const auto e = slot->x.expiry(now); e != http::Exchange::Expiry::kNone) {
+      close_conn(slot->fd.get(), e == http::Exchange::Expiry::kTimedOut);
     }
   }
 }
 
 int EventLoop::poll_once(int timeout_ms, const std::function<void()>& after_accepts) {
   auto& events = events_;
-  const int wait_ms = (timeout_ms < 0 || timeout_ms > kSweepMs) ? kSweepMs : timeout_ms;
-  const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), wait_ms);
+  // Wait up to timeout_ms (none: until an event) for an event; the deadline sweep runs
+  // every 100 ms meanwhile without ending the wait, so that the timeout means what it says.
   now_ns_ = now_ns();
+  const std::int64_t until = timeout_ms < 0 ? INT64_MAX : now_ns_ + std::int64_t{timeout_ms} * 1'000'000;
+  int n = 0;
+  for (;;) {
+    const std::int64_t next_sweep = last_sweep_ns_ + std::int64_t{kSweepMs} * 1'000'000;
+    const std::int64_t wake = std::min(until, next_sweep);
+    const std::int64_t wait_ns = std::max<std::int64_t>(wake - now_ns_, 0);
+    const int wait_ms = static_cast<int>((wait_ns + 999'999) / 1'000'000);
+    n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), wait_ms);
+    now_ns_ = now_ns();
+    if (n != 0 || now_ns_ >= until) break;
+    if (now_ns_ >= next_sweep) {
+      last_sweep_ns_ = now_ns_;
+      expire(now_ns_);
+    }
+  }
+  // Deadlines are judged at the time the kernel was last asked (not after a long
+  // simulate_work()), so that a request that arrived meanwhile is read before its
+  // connection can be timed out.
+  const std::int64_t woke_ns = now_ns_;
   if (n < 0) {
     if (errno != EINTR) stats_->count_error(errno);
     if (after_accepts) after_accepts();
@@ -242,9 +224,9 @@ int EventLoop::poll_once(int timeout_ms, const std::function<void()>& after_acce
       case Kind::kStop: break;  // the stop is seen through server_->stopping()
     }
   }
-  if (now_ns_ - last_sweep_ns_ >= std::int64_t{kSweepMs} * 1'000'000) {
-    last_sweep_ns_ = now_ns_;
-    expire_idle(now_ns_);
+  if (woke_ns - last_sweep_ns_ >= std::int64_t{kSweepMs} * 1'000'000) {
+    last_sweep_ns_ = woke_ns;
+    expire(woke_ns);
   }
   return n;
 }
@@ -261,7 +243,7 @@ void EventLoop::drain() {
   // Close idle connections now; the rest get until the grace deadline.
   auto close_idle = [this] {
     for (auto& slot : conns_) {
-      if (slot && slot->fd && slot->in.empty() && slot->out.empty()) close_conn(slot->fd.get());
+      if (slot && slot->fd && slot->x.idle()) close_conn(slot->fd.get(), false);
     }
   };
   close_idle();
@@ -270,7 +252,7 @@ void EventLoop::drain() {
     close_idle();
   }
   for (auto& slot : conns_) {
-    if (slot && slot->fd) close_conn(slot->fd.get());
+    if (slot && slot->fd) close_conn(slot->fd.get(), false);
   }
 }
 

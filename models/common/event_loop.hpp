@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,10 +53,9 @@ class EventLoop {
   struct Conn;
   void on_listener_ready(int listen_fd);
   void on_connection(int fd, std::uint32_t events);
-  void serve_buffer(Conn& c);
-  bool send(Conn& c, std::string_view data);
-  void close_conn(int fd);
-  void expire_idle(std::int64_t now);
+  void watch_output(Conn& c, bool want_out);
+  void close_conn(int fd, bool timed_out);
+  void expire(std::int64_t now);
 
   Server* server_;
   AcceptorStats* stats_;
@@ -67,7 +67,7 @@ class EventLoop {
   std::size_t live_ = 0;
   std::int64_t now_ns_ = 0;
   std::int64_t last_sweep_ns_ = 0;
-  std::unique_ptr<char[]> scratch_;
+  std::array<char, kReadChunkBytes> scratch_;  // every connection reads into it
   std::vector<epoll_event> events_;  // epoll_wait's output, reused
 };
 
