@@ -17,7 +17,7 @@ Histogram::Histogram() : counts_(kBucketCount, 0) {}
 
 std::size_t Histogram::bucket_of(std::uint64_t v) {
   if (v < kSubBuckets) return static_cast<std::size_t>(v);
-  const int exponent = std::bit_width(v) - 1;  // >= kSubBucketBits
+  const int exponent = static_cast<int>(std::bit_width(v)) - 1;  // >= kSubBucketBits
   const int shift = exponent - kSubBucketBits;
   const std::uint64_t sub = (v >> shift) - kSubBuckets;  // [0, 128)
   return static_cast<std::size_t>(kSubBuckets + static_cast<std::uint64_t>(shift) * kSubBuckets + sub);

@@ -2,7 +2,10 @@
 // listener. The listener is made the raw way (socket/setsockopt/bind/listen, as the seed's
 // go_reuseport does before net.FileListener) and adopted with acceptor.assign(): the C++
 // counterpart of turning a raw fd into the framework's listener.
-// Differs from reuseport by the framework: completion handlers, shared_ptr sessions, timers.
+// Differs from reuseport by the framework: completion handlers and a shared_ptr session per
+// connection (the framework's idiom: one allocation each). Sessions read with async_wait +
+// a nonblocking read into the worker's buffer (no buffer per session), and one 100 ms timer
+// per worker sweeps the deadlines, as the epoll loop does (no timer per session).
 // Expect: reuseport's spread with the framework's extra cost per connection.
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
 
@@ -11,7 +14,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
-#include <list>
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -29,99 +32,80 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+class Worker;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Server& server, AcceptorStats& stats)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), server_(server), stats_(stats) {}
-  ~Session() { AcceptorStats::add(stats_.closed); }
+  Session(tcp::socket socket, Worker& worker);
+  ~Session();
 
-  void start() { read(); }
-  [[nodiscard]] bool idle() const { return in_.empty() && !writing_; }
-  void close() {
+  void start() { drive(); }
+  [[nodiscard]] const http::Exchange& exchange() const { return x_; }
+  // Closes the socket: the pending operation ends with operation_aborted and lets go of the
+  // session; `timed_out` is counted then.
+  void kill(bool timed_out) {
+    killed_timed_out_ = timed_out;
+    killed_ = true;
     boost::system::error_code ignored;
     socket_.close(ignored);
-    timer_.cancel();
   }
+  std::size_t index = 0;  // in Worker::live_
 
  private:
-  // The timer runs from the start of a request (or of the idle wait) until the request is
-  // complete: a client trickling bytes (slowloris) does not restart it.
-  void read() {
-    if (!timer_armed_) {
-      timer_armed_ = true;
-      timer_.expires_after(std::chrono::milliseconds(server_.options().read_timeout_ms));
-      timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-        if (ec) return;  // cancelled: the request completed, or closed
-        AcceptorStats::add(self->stats_.read_timeouts);
-        self->close();
-      });
-    }
-    socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      if (ec) {
-        self->timer_.cancel();
-        if (ec != asio::error::eof && ec != asio::error::operation_aborted) self->stats_.count_error(ec.value());
-        return;
-      }
-      self->in_.append(self->buf_.data(), n);
-      self->process();
-    });
-  }
-
-  void process() {
-    const http::Request req = http::parse_request(in_);
-    if (req.status == http::Parse::kIncomplete) {
-      if (server_.stopping() && in_.empty()) return close();
-      return read();
-    }
-    const bool ok = req.status == http::Parse::kComplete;
-    timer_.cancel();
-    timer_armed_ = false;
-    if (ok) server_.simulate_work();
-    const std::string_view response = ok ? server_.responses().ok(req.keep_alive) : server_.responses().error(req.status);
-    const bool keep = ok && req.keep_alive;
-    in_.erase(0, ok ? req.length : in_.size());
-    writing_ = true;
-    asio::async_write(socket_, asio::buffer(response.data(), response.size()),
-                      [self = shared_from_this(), ok, keep](boost::system::error_code ec, std::size_t) {
-                        self->writing_ = false;
-                        if (ec) {
-                          self->stats_.count_error(ec.value());
-                          return;
-                        }
-                        AcceptorStats::add(ok ? self->stats_.requests : self->stats_.bad_requests);
-                        if (keep) self->process();  // pipelined requests, or read the next
-                        else self->close();
-                      });
+  void drive();
+  void finish(bool timed_out) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    x_.close(timed_out);
+    closed_ = true;
   }
 
   tcp::socket socket_;
-  asio::steady_timer timer_;
-  Server& server_;
-  AcceptorStats& stats_;
-  std::array<char, 16384> buf_{};
-  std::string in_;
-  bool writing_ = false;
-  bool timer_armed_ = false;
+  Worker& worker_;
+  http::Exchange x_;
+  bool killed_ = false;
+  bool killed_timed_out_ = false;
+  bool closed_ = false;
 };
 
-// One thread's io_context: accept loop, sessions, and the stop.
+// One thread's io_context: accept loop, sessions, the deadline sweep, and the stop.
 class Worker {
  public:
   Worker(Server& server, AcceptorStats& stats, UniqueFd listen_fd)
-      : server_(server), stats_(stats), acceptor_(ctx_), stop_watch_(ctx_, ::dup(server.stop_event_fd())), grace_(ctx_) {
+      : server_(server), stats_(stats), acceptor_(ctx_), stop_watch_(ctx_, ::dup(server.stop_event_fd())) {
     acceptor_.assign(tcp::v4(), listen_fd.release());  // the raw reuseport fd becomes Asio's acceptor
   }
 
   void run() {
     accept();
-    stop_watch_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code) { begin_stop(); });
+    stop_watch_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code) {
+      stopping_ = true;
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+      sweep_now(now_ns());
+    });
+    arm_sweep();
     ctx_.run();
+  }
+
+  Server& server() { return server_; }
+  AcceptorStats& stats() { return stats_; }
+  std::array<char, kReadChunkBytes>& buffer() { return buffer_; }
+  [[nodiscard]] bool stopping() const { return stopping_; }
+  void add(Session* s) {
+    s->index = live_.size();
+    live_.push_back(s);
+  }
+  void remove(Session* s) {  // O(1): the last takes its place
+    live_[s->index] = live_.back();
+    live_[s->index]->index = s->index;
+    live_.pop_back();
   }
 
  private:
   void accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || server_.stopping()) return;
+      if (ec == asio::error::operation_aborted || stopping_) return;
       AcceptorStats::add(stats_.accept_calls);
       if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
         // Out of descriptors: drop one pending connection through the spare descriptor (as
@@ -130,7 +114,7 @@ class Worker {
         drop_pending_connection(acceptor_.native_handle(), spare_);
         backoff_.expires_after(std::chrono::milliseconds(10));
         backoff_.async_wait([this](boost::system::error_code) {
-          if (!server_.stopping()) accept();
+          if (!stopping_) accept();
         });
         return;
       }
@@ -138,39 +122,35 @@ class Worker {
         stats_.count_error(ec.value());
       } else {
         AcceptorStats::add(stats_.accepted);
-        auto s = std::make_shared<Session>(std::move(socket), server_, stats_);
-        sessions_.push_back(s);
-        s->start();
+        std::make_shared<Session>(std::move(socket), *this)->start();
       }
-      if (sessions_.size() > 1024) std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
       accept();
     });
   }
 
-  void begin_stop() {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-    for (auto& w : sessions_)
-      if (auto s = w.lock(); s && s->idle()) s->close();
-    const auto left = server_.shared().stop_deadline_ns.load() - now_ns();
-    grace_.expires_after(std::chrono::nanoseconds(std::max<std::int64_t>(left, 0)));
-    grace_.async_wait([this](boost::system::error_code) {
-      for (auto& w : sessions_)
-        if (auto s = w.lock()) s->close();
+  void arm_sweep() {
+    sweep_.expires_after(std::chrono::milliseconds(100));
+    sweep_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      // Judged at the time the sweep was due, not after a long handler (a simulate_work())
+      // that delayed it: a session whose progress that handler held back is not timed out.
+      // steady_clock is CLOCK_MONOTONIC, as now_ns().
+      sweep_now(std::chrono::duration_cast<std::chrono::nanoseconds>(sweep_.expiry().time_since_epoch()).count());
+      if (!(stopping_ && live_.empty())) arm_sweep();
     });
-    // run() returns once the last session is gone; the grace timer would keep it alive, so
-    // a poll cancels it when no session is left.
-    poll_done();
   }
 
-  void poll_done() {
-    std::erase_if(sessions_, [](const auto& w) { return w.expired(); });
-    if (sessions_.empty()) {
-      grace_.cancel();
-      return;
+  // Closes the sessions past their deadline at `now` (the sweep runs after every completion
+  // already queued, so an expiry never races a request that completed), and at the stop the
+  // idle ones, then all once the grace period is over.
+  void sweep_now(std::int64_t now) {
+    const bool past_grace = server_.past_grace();
+    for (std::size_t i = 0; i < live_.size(); ++i) {
+      Session& s = *live_[i];
+      const auto e = s.exchange().expiry(now);
+      if (e != http::Exchange::Expiry::kNone) s.kill(e == http::Exchange::Expiry::kTimedOut);
+      else if (stopping_ && (past_grace || s.exchange().idle())) s.kill(false);
     }
-    auto t = std::make_shared<asio::steady_timer>(ctx_, std::chrono::milliseconds(5));
-    t->async_wait([this, t](boost::system::error_code) { poll_done(); });
   }
 
   Server& server_;
@@ -178,11 +158,76 @@ class Worker {
   asio::io_context ctx_{1};
   tcp::acceptor acceptor_;
   asio::posix::stream_descriptor stop_watch_;
-  asio::steady_timer grace_;
+  asio::steady_timer sweep_{ctx_};
   asio::steady_timer backoff_{ctx_};
   UniqueFd spare_ = open_spare_descriptor();
-  std::list<std::weak_ptr<Session>> sessions_;
+  std::vector<Session*> live_;  // sessions alive now, for the sweep
+  std::array<char, kReadChunkBytes> buffer_;  // every session of this worker reads into it
+  bool stopping_ = false;
 };
+
+Session::Session(tcp::socket socket, Worker& worker) : socket_(std::move(socket)), worker_(worker) {
+  socket_.non_blocking(true);
+  x_.open(worker.server().responses(), worker.stats(), worker.server().options().read_timeout_ms, now_ns());
+  worker.add(this);
+}
+
+Session::~Session() {
+  if (!closed_) x_.close(killed_ && killed_timed_out_);
+  worker_.remove(this);
+}
+
+// Does what the HTTP core says until it must wait for the socket.
+void Session::drive() {
+  for (;;) {
+    if (killed_) return;
+    switch (x_.next()) {
+      case http::Next::kSend: {
+        if (x_.take_work()) worker_.server().simulate_work();
+        socket_.async_write_some(asio::buffer(x_.out().data(), x_.out().size()),
+                                 [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                                   if (self->killed_) return;
+                                   if (ec) {
+                                     self->worker_.stats().count_error(ec.value());
+                                     return self->finish(false);
+                                   }
+                                   self->x_.sent(n, now_ns());
+                                   self->drive();
+                                 });
+        return;
+      }
+      case http::Next::kShutdown: {
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        break;
+      }
+      case http::Next::kClose: return finish(false);
+      case http::Next::kRead:
+      case http::Next::kLinger: {
+        if (worker_.stopping() && x_.idle()) return finish(false);
+        boost::system::error_code ec;
+        auto& buffer = worker_.buffer();
+        const std::size_t n = socket_.read_some(asio::buffer(buffer), ec);
+        if (ec == asio::error::would_block) {
+          socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code wec) {
+            if (self->killed_ || wec) return;
+            self->drive();
+          });
+          return;
+        }
+        if (ec == asio::error::eof) {
+          x_.received({}, now_ns());
+        } else if (ec) {
+          worker_.stats().count_error(ec.value());
+          return finish(false);
+        } else {
+          x_.received({buffer.data(), n}, now_ns());
+        }
+        break;
+      }
+    }
+  }
+}
 
 }  // namespace
 

@@ -9,7 +9,7 @@ seconds=${1:-60}
 out=${2:-build-fuzz}
 mkdir -p "$out/corpus" "$out/artifacts"
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I models/common models/common/http.cpp tests/fuzz/http_fuzz.cpp -lfmt -o "$out/http_fuzz"
+  -I models/common -I base models/common/http.cpp models/common/http_core.cpp tests/fuzz/http_fuzz.cpp -lfmt -o "$out/http_fuzz"
 "$out/http_fuzz" -max_total_time="$seconds" -max_len=20000 -timeout=5 \
   -artifact_prefix="$out/artifacts/" "$out/corpus" tests/fuzz/corpus 2>&1 | tail -n 5
 echo "fuzz: ${seconds}s without a crash"
