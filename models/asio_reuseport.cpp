@@ -5,7 +5,10 @@
 // Differs from reuseport by the framework: completion handlers and a shared_ptr session per
 // connection (the framework's idiom: one allocation each). Sessions read with async_wait +
 // a nonblocking read into the worker's buffer (no buffer per session), and one 100 ms timer
-// per worker sweeps the deadlines, as the epoll loop does (no timer per session).
+// per worker sweeps the deadlines, as the epoll loop does (no timer per session). Its RSS
+// was 38 MB after load where the others stay near 5 MB: a 16 KiB buffer in every session,
+// and the weak_ptr list pruned only above 1024 entries kept up to 1024 dead sessions' memory
+// per thread (make_shared's one block lives while a weak_ptr does): 2 x 1024 x 16.5 KiB.
 // Expect: reuseport's spread with the framework's extra cost per connection.
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
 
