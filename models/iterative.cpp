@@ -2,6 +2,8 @@
 // accepts the next. No concurrency: the baseline every other model is measured against.
 // Expect: per-connection cost of accept + serve only, and head-of-line blocking: one slow
 // or stalled client (up to --read-timeout-ms) holds up every connection behind it.
+// Blocking sockets cost two setsockopt() per connection (serve_blocking: a 100 ms read tick to
+// see the stop and the deadline, and a send timeout): the one extra the other models lack.
 #include "common/model.hpp"
 
 namespace acceptbench {

@@ -2,6 +2,8 @@
 // and serve each connection to completion (Apache's prefork MPM). Counters live in shared
 // memory, one slot per process. The process twin of shared-accept.
 // Expect: like shared-accept, with a process per worker (no shared heap, more memory).
+// Blocking sockets cost two setsockopt() per connection (serve_blocking: a 100 ms read tick to
+// see the stop and the deadline, and a send timeout): the one extra the other models lack.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>

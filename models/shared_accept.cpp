@@ -3,6 +3,8 @@
 // waiter per connection (exclusive wait queue since Linux 2.6), so there is no herd.
 // Differs from iterative only in having N of it. Expect: no wasted wakeups, up to N
 // connections served at once, a slow client stalls only its own thread.
+// Blocking sockets cost two setsockopt() per connection (serve_blocking: a 100 ms read tick to
+// see the stop and the deadline, and a send timeout): the one extra the other models lack.
 #include "common/model.hpp"
 
 namespace acceptbench {
