@@ -158,14 +158,15 @@ class Worker {
 
   Server& server_;
   AcceptorStats& stats_;
+  // Before ctx_: a session its destruction frees takes itself out of live_.
+  std::vector<Session*> live_;  // sessions alive now, for the sweep
+  std::array<char, kReadChunkBytes> buffer_;  // every session of this worker reads into it
   asio::io_context ctx_{1};
   tcp::acceptor acceptor_;
   asio::posix::stream_descriptor stop_watch_;
   asio::steady_timer sweep_{ctx_};
   asio::steady_timer backoff_{ctx_};
   UniqueFd spare_ = open_spare_descriptor();
-  std::vector<Session*> live_;  // sessions alive now, for the sweep
-  std::array<char, kReadChunkBytes> buffer_;  // every session of this worker reads into it
   bool stopping_ = false;
 };
 

@@ -31,7 +31,10 @@ namespace {
 enum Tag : std::uint64_t { kAccept = 1, kRecv = 2, kSend = 3, kTick = 4, kStop = 5, kClose = 6 };
 std::uint64_t data(Tag t, std::uint32_t id = 0) { return (static_cast<std::uint64_t>(t) << 32) | id; }
 constexpr unsigned kEntries = 1024;
-constexpr unsigned kBuffers = 128;  // ring-provided receive buffers of kReadChunkBytes each
+// Ring-provided receive buffers: a recv takes one when data arrives and the batch gives it
+// back. More ready recvs in one batch than buffers get ENOBUFS and are retried after it.
+constexpr unsigned kBuffers = 512;
+constexpr std::size_t kBufferBytes = 2048;
 constexpr int kBufferGroup = 0;
 
 struct Conn {
@@ -116,13 +119,13 @@ class Ring {
     reg.bgid = kBufferGroup;
     if (const int rc = ::io_uring_register_buf_ring(&ring_, &reg, 0); rc < 0) throw_errno(-rc, "io_uring_register_buf_ring");
     ::io_uring_buf_ring_init(buf_ring_);
-    buffers_ = std::make_unique_for_overwrite<char[]>(kBuffers * kReadChunkBytes);
+    buffers_ = std::make_unique_for_overwrite<char[]>(kBuffers * kBufferBytes);
     for (unsigned i = 0; i < kBuffers; ++i) give_back(static_cast<std::uint16_t>(i));
   }
 
-  char* buffer(std::uint16_t bid) { return buffers_.get() + std::size_t{bid} * kReadChunkBytes; }
+  char* buffer(std::uint16_t bid) { return buffers_.get() + std::size_t{bid} * kBufferBytes; }
   void give_back(std::uint16_t bid) {
-    ::io_uring_buf_ring_add(buf_ring_, buffer(bid), kReadChunkBytes, bid, ::io_uring_buf_ring_mask(kBuffers), 0);
+    ::io_uring_buf_ring_add(buf_ring_, buffer(bid), kBufferBytes, bid, ::io_uring_buf_ring_mask(kBuffers), 0);
     ::io_uring_buf_ring_advance(buf_ring_, 1);
   }
 
@@ -155,7 +158,7 @@ class Ring {
         case http::Next::kRead:
         case http::Next::kLinger:
           if (stopping_ && (c.x.idle() || server_.past_grace())) return close(id, false);
-          ::io_uring_prep_recv(sqe(), c.fd.get(), nullptr, kReadChunkBytes, 0);
+          ::io_uring_prep_recv(sqe(), c.fd.get(), nullptr, kBufferBytes, 0);
           last_->flags |= IOSQE_BUFFER_SELECT;
           last_->buf_group = kBufferGroup;
           ::io_uring_sqe_set_data64(last_, data(kRecv, id));
