@@ -25,9 +25,9 @@ struct alignas(64) AcceptorStats {
   Counter epoll_wakeups{0};    // epoll_wait() returns with at least one event
   Counter mutex_acquired{0};   // accept mutex taken (epoll-mutex)
   Counter mutex_contended{0};  // accept mutex try that failed (epoll-mutex)
-  Counter requests{0};         // 200 responses sent
-  Counter bad_requests{0};     // 400/413/431 responses sent
-  Counter read_timeouts{0};    // connections closed for idling past --read-timeout-ms
+  Counter requests{0};         // 200 responses handed whole to the kernel (http_core.hpp)
+  Counter bad_requests{0};     // 400/413/431 responses handed whole to the kernel
+  Counter read_timeouts{0};    // connections closed by the deadline rule of http_core.hpp
   Counter closed{0};           // connections closed by the server, for any reason
   std::array<Counter, kMaxErrno> errors{};  // by errno, from accept/read/write
 
