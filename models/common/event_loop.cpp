@@ -32,7 +32,6 @@ EventLoop::EventLoop(Server& server, AcceptorStats& stats)
     : server_(&server),
       stats_(&stats),
       epoll_(check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")),
-      
       events_(kMaxEvents) {
   epoll_event ev{};
   ev.events = EPOLLIN;
