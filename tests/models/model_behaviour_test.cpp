@@ -1,5 +1,7 @@
 // Each model's own behaviour, verified from outside (/proc) where possible, not assumed.
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,6 +80,46 @@ TEST(ReuseportTest, HasOneListenerPerWorkerAndSpreadsAccepts) {
   for (const auto& a : (*stop.stats)["acceptors"]) workers_that_accepted += a["accepted"].get<int>() > 0;
   EXPECT_GT(workers_that_accepted, 1);
   EXPECT_EQ(total(*stop.stats, "accepted"), 200u);
+}
+
+// nginx's scheme, seen in the system calls (strace): one worker always takes the mutex, so
+// after its first ADD it never touches the listen fd again (it was ADD + DEL every turn).
+TEST(EpollMutexTest, ListenFdIsAddedOnTakingAndRemovedOnlyOnLosing) {
+  ServerProcess server = start_model("epoll-mutex", 1);
+  const auto inodes = listening_inodes(server.port());
+  ASSERT_EQ(inodes.size(), 1u);
+  std::string listen_fd;
+  for (const auto& e : fs::directory_iterator(fmt::format("/proc/{}/fd", server.pid()))) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string() == "socket:[" + inodes[0] + "]") listen_fd = e.path().filename();
+  }
+  ASSERT_FALSE(listen_fd.empty());
+  const std::string trace = fmt::format("/tmp/acceptbench_strace_{}.txt", ::getpid());
+  const std::string pid = std::to_string(server.pid());
+  std::vector<std::string> args = {"strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", trace, "-p", pid};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t tracer = -1;
+  if (::posix_spawnp(&tracer, "strace", nullptr, nullptr, argv.data(), environ) != 0) GTEST_SKIP() << "no strace";
+  std::this_thread::sleep_for(500ms);  // attached
+  const LoadResult load = drive(server.port(), 1, 20, 0);
+  std::this_thread::sleep_for(300ms);  // two idle sweeps as well
+  ::kill(tracer, SIGINT);
+  int status = 0;
+  ::waitpid(tracer, &status, 0);
+  std::ifstream in(trace);
+  int calls = 0, on_listener = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("epoll_ctl(") == std::string::npos) continue;
+    ++calls;
+    on_listener += line.find("_ADD, " + listen_fd + ",") != std::string::npos ||
+                   line.find("_DEL, " + listen_fd + ",") != std::string::npos;
+  }
+  std::remove(trace.c_str());
+  if (calls == 0) GTEST_SKIP() << "strace saw nothing (ptrace not permitted?)";
+  EXPECT_EQ(load.failures, 0);
+  EXPECT_EQ(on_listener, 0) << "epoll_ctl on the listen fd although its only worker never lost the mutex";
 }
 
 // nginx's scheme: a worker ADDs the listen fd when it takes the mutex while not watching
