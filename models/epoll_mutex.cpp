@@ -44,7 +44,9 @@ void run_model(Server& server) {
     server.worker_ready();
     bool watching = false;  // the listen fd is in this worker's epoll set
     while (!server.stopping()) {
-      const bool holding = accept_mutex.try_lock();
+      // A unique_lock: an exception before the unlock cannot leave the mutex held.
+      std::unique_lock lock(accept_mutex, std::try_to_lock);
+      const bool holding = lock.owns_lock();
       AcceptorStats::add(holding ? stats.mutex_acquired : stats.mutex_contended);
       if (holding != watching) {
         watching = holding;
@@ -53,7 +55,7 @@ void run_model(Server& server) {
         note_in_set(server.shared(), holding ? +1 : -1);
       }
       loop.poll_once(holding ? -1 : delay_ms, [&] {
-        if (holding) accept_mutex.unlock();
+        if (lock.owns_lock()) lock.unlock();
       });
     }
     loop.drain();
