@@ -29,7 +29,8 @@ class EventLoop {
   void watch_listener(int listen_fd, int extra_epoll_flags = 0);
   void unwatch_listener(int listen_fd);
 
-  // One epoll_wait() of at most `timeout_ms`, then: accepts on ready listeners, calls
+  // Waits up to `timeout_ms` (-1: no limit) for events, sweeping the deadlines every 100 ms
+  // meanwhile without ending the wait; then: accepts on ready listeners, calls
   // `after_accepts` (epoll-mutex releases its mutex there, as nginx does before it serves),
   // then serves ready connections. Returns the number of events.
   int poll_once(int timeout_ms, const std::function<void()>& after_accepts = {});
