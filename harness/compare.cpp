@@ -1,6 +1,8 @@
 #include "compare.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -38,13 +40,24 @@ const nlohmann::json* find(const nlohmann::json& doc, const std::string& key) {
 
 }  // namespace
 
+int repetitions_to_reach(double alpha, int configs) {
+  for (int r = 2; r < 1000; ++r) {
+    if (static_cast<double>(std::max(1, configs)) * stats::min_p_value(static_cast<std::size_t>(r), static_cast<std::size_t>(r)) < alpha) return r;
+  }
+  return 1000;
+}
+
 CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& next, const CompareOptions& o,
                               const std::string& base_name, const std::string& next_name) {
   CompareReport r;
-  r.table = fmt::format("{:<58} {:<20} {:>12} {:>12} {:>8} {:>8}  {}\n", "configuration", "metric", base_name, next_name,
-                        "ratio", "p", "verdict");
-  r.markdown = fmt::format("| configuration | metric | {} | {} | ratio | p | verdict |\n|---|---|---:|---:|---:|---:|---|\n",
-                           base_name, next_name);
+  struct Row {
+    std::string key;
+    const Metric* metric;
+    double bm, nm, ratio, p;
+    bool exact;
+    std::size_t bn, nn;
+  };
+  std::vector<Row> rows;
   try {
     for (const auto& b : base.at("configs")) {
       const std::string key = b.at("config").at("key");
@@ -56,36 +69,8 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
         if (bv.empty() || nv.empty()) continue;
         const double bm = stats::median(bv), nm = stats::median(nv);
         if (bm <= 0) continue;
-        const double ratio = nm / bm;
         const auto test = stats::mann_whitney(nv, bv);
-        const double threshold = m.latency ? o.latency_threshold : o.threshold;
-        const bool worse = m.higher_is_better ? ratio < 1 - threshold : ratio > 1 + threshold;
-        const bool better = m.higher_is_better ? ratio > 1 + threshold : ratio < 1 - threshold;
-        const bool significant = test.p_value < o.alpha;
-        std::string verdict = "same";
-        if (worse && significant) {
-          verdict = "REGRESSION";
-          ++r.regressions;
-        } else if (better && significant) {
-          verdict = "improved";
-          ++r.improvements;
-        } else if (worse || better) {
-          verdict = "changed, not significant";
-        }
-        r.rows.push_back({{"key", key},
-                          {"metric", m.name},
-                          {"base_median", bm},
-                          {"new_median", nm},
-                          {"ratio", ratio},
-                          {"p_value", test.p_value},
-                          {"exact_test", test.exact},
-                          {"base_n", bv.size()},
-                          {"new_n", nv.size()},
-                          {"verdict", verdict}});
-        r.table += fmt::format("{:<58} {:<20} {:>12.1f} {:>12.1f} {:>8.3f} {:>8.4f}  {}\n", key.substr(0, 58), m.label, bm,
-                               nm, ratio, test.p_value, verdict);
-        r.markdown += fmt::format("| `{}` | {} | {:.1f} | {:.1f} | {:.3f} | {:.4f} | {} |\n", key, m.label, bm, nm, ratio,
-                                  test.p_value, verdict == "REGRESSION" ? "**REGRESSION**" : verdict);
+        rows.push_back({key, &m, bm, nm, nm / bm, test.p_value, test.exact, bv.size(), nv.size()});
       }
     }
   } catch (const nlohmann::json::exception& e) {
@@ -94,10 +79,86 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
   if (r.compared_configs == 0) {
     throw std::invalid_argument("the two results share no configuration with status ok: nothing to compare");
   }
+  // Holm's correction per metric, over the configurations compared.
+  std::vector<double> adjusted(rows.size(), 1.0);
+  for (const Metric& m : kMetrics) {
+    std::vector<std::size_t> idx;
+    std::vector<double> p;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i].metric == &m) {
+        idx.push_back(i);
+        p.push_back(rows[i].p);
+      }
+    }
+    const auto adj = stats::holm_adjust(p);
+    for (std::size_t k = 0; k < idx.size(); ++k) adjusted[idx[k]] = adj[k];
+  }
+  // Could these repetitions ever decide? The first Holm step needs k * p_min < alpha.
+  std::size_t worst_b = SIZE_MAX, worst_n = SIZE_MAX;
+  double worst_min_p = 0;
+  for (const auto& row : rows) {
+    const double mp = stats::min_p_value(row.nn, row.bn);
+    if (mp > worst_min_p) {
+      worst_min_p = mp;
+      worst_b = row.bn;
+      worst_n = row.nn;
+    }
+  }
+  const int k = r.compared_configs;
+  if (!rows.empty() && static_cast<double>(k) * worst_min_p >= o.alpha) {
+    r.unreachable = true;
+    r.cannot_decide = fmt::format(
+        "cannot reach significance at alpha={}: with {} vs {} repetitions the smallest possible two-sided p is {:.4g}{}, "
+        "so no difference could ever be flagged; use at least {} repetitions per side",
+        o.alpha, worst_b, worst_n, worst_min_p,
+        k > 1 ? fmt::format(" and Holm's correction over {} configurations multiplies it by {}", k, k) : "",
+        repetitions_to_reach(o.alpha, k));
+  }
+  r.table = fmt::format("{:<58} {:<20} {:>12} {:>12} {:>8} {:>8} {:>8}  {}\n", "configuration", "metric", base_name,
+                        next_name, "ratio", "p", "p(Holm)", "verdict");
+  r.markdown = fmt::format(
+      "| configuration | metric | {} | {} | ratio | p | p (Holm) | verdict |\n|---|---|---:|---:|---:|---:|---:|---|\n",
+      base_name, next_name);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const Row& row = rows[i];
+    const Metric& m = *row.metric;
+    const double threshold = m.latency ? o.latency_threshold : o.threshold;
+    const bool worse = m.higher_is_better ? row.ratio < 1 - threshold : row.ratio > 1 + threshold;
+    const bool better = m.higher_is_better ? row.ratio > 1 + threshold : row.ratio < 1 - threshold;
+    const bool significant = adjusted[i] < o.alpha;
+    std::string verdict = "same";
+    if (worse && significant) {
+      verdict = "REGRESSION";
+      ++r.regressions;
+    } else if (better && significant) {
+      verdict = "improved";
+      ++r.improvements;
+    } else if (worse || better) {
+      verdict = "changed, not significant";
+    }
+    r.rows.push_back({{"key", row.key},
+                      {"metric", m.name},
+                      {"base_median", row.bm},
+                      {"new_median", row.nm},
+                      {"ratio", row.ratio},
+                      {"p_value", row.p},
+                      {"p_holm", adjusted[i]},
+                      {"exact_test", row.exact},
+                      {"base_n", row.bn},
+                      {"new_n", row.nn},
+                      {"threshold", threshold},
+                      {"verdict", verdict}});
+    r.table += fmt::format("{:<58} {:<20} {:>12.1f} {:>12.1f} {:>8.3f} {:>8.4f} {:>8.4f}  {}\n", row.key.substr(0, 58),
+                           m.label, row.bm, row.nm, row.ratio, row.p, adjusted[i], verdict);
+    r.markdown += fmt::format("| `{}` | {} | {:.1f} | {:.1f} | {:.3f} | {:.4f} | {:.4f} | {} |\n", row.key, m.label, row.bm,
+                              row.nm, row.ratio, row.p, adjusted[i], verdict == "REGRESSION" ? "**REGRESSION**" : verdict);
+  }
   const std::string verdict = fmt::format(
-      "{} configurations compared: {} regressions, {} improvements (threshold {:.0f}% for conn/s and CPU, {:.0f}% for "
-      "p99; Mann-Whitney U, alpha {})\n",
-      r.compared_configs, r.regressions, r.improvements, o.threshold * 100, o.latency_threshold * 100, o.alpha);
+      "{} configurations compared: {} regressions, {} improvements (a change of the median beyond {:.0f}% for conn/s "
+      "and CPU, {:.0f}% for p99, with p < {} after Holm's correction over the configurations; exact Mann-Whitney U with "
+      "ties)\n{}",
+      r.compared_configs, r.regressions, r.improvements, o.threshold * 100, o.latency_threshold * 100, o.alpha,
+      r.unreachable ? "WARNING: " + r.cannot_decide + "\n" : "");
   r.table += verdict;
   r.markdown = "## acceptbench compare\n\n" + r.markdown + "\n" + verdict;
   return r;

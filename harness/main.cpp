@@ -445,13 +445,14 @@ int cmd_compare(int argc, char** argv) {
   CompareOptions o;
   po::options_description d(
       "acceptbench compare BASE NEW: per configuration, the median ratio of conn/s, server CPU per connection and p99\n"
-      "latency, with a two-sided Mann-Whitney U test over repetitions. Exit 0: no regression; 1: a regression; 2: bad "
-      "input.\n\nOptions");
+      "latency, with an exact two-sided Mann-Whitney U test over repetitions (ties handled) and Holm's correction over\n"
+      "the configurations. A regression: the median changed beyond the threshold and the adjusted p < alpha.\n"
+      "Exit 0: no regression; 1: a regression; 2: bad input, or repetitions too few ever to reach significance.\n\nOptions");
   d.add_options()("help,h", "print this help")("base", po::value(&base), "baseline results JSON")(
       "new", po::value(&next), "new results JSON")("threshold", po::value(&o.threshold)->default_value(o.threshold),
-                                                   "relative change of conn/s or CPU/conn that counts")(
+                                                   "effect-size threshold: relative change of the median conn/s or CPU/conn that counts")(
       "latency-threshold", po::value(&o.latency_threshold)->default_value(o.latency_threshold), "the same for p99 latency")(
-      "alpha", po::value(&o.alpha)->default_value(o.alpha), "significance level")(
+      "alpha", po::value(&o.alpha)->default_value(o.alpha), "family-wise significance level (Holm over configurations)")(
       "markdown", po::value(&markdown), "write a Markdown summary here")("json", po::value(&json_out), "write the rows as JSON here");
   po::positional_options_description pos;
   pos.add("base", 1).add("new", 1);
@@ -463,7 +464,16 @@ int cmd_compare(int argc, char** argv) {
     const CompareReport r = compare_results(load_results(base), load_results(next), o);
     fmt::print("{}", r.table);
     if (!markdown.empty()) write_file_atomically(markdown, r.markdown);
-    if (!json_out.empty()) write_file_atomically(json_out, nlohmann::json{{"rows", r.rows}, {"regressions", r.regressions}}.dump(1));
+    if (!json_out.empty()) {
+      write_file_atomically(json_out, nlohmann::json{{"rows", r.rows},
+                                                     {"regressions", r.regressions},
+                                                     {"cannot_decide", r.unreachable ? nlohmann::json(r.cannot_decide) : nlohmann::json(nullptr)}}
+                                          .dump(1));
+    }
+    if (r.unreachable) {
+      fmt::print(stderr, "acceptbench: {}\n", r.cannot_decide);
+      return 2;
+    }
     return r.regressions > 0 ? 1 : 0;
   } catch (const std::invalid_argument& e) {
     usage_error(e.what());
@@ -473,7 +483,7 @@ int cmd_compare(int argc, char** argv) {
 int cmd_ab(int argc, char** argv) {
   MatrixFlags mf;
   std::string a, b, out;
-  int rounds = 5;
+  int rounds = 0;
   CompareOptions o;
   po::options_description d(
       "acceptbench ab: runs two builds (build folders holding bin/) or two binaries of one model interleaved,\n"
@@ -481,7 +491,8 @@ int cmd_ab(int argc, char** argv) {
       "should gate a merge. Exit codes as compare.\n\nOptions");
   d.add_options()("help,h", "print this help")("a", po::value(&a), "A: a build folder, or a model binary")(
       "b", po::value(&b), "B: a build folder, or a model binary")("rounds", po::value(&rounds)->default_value(rounds),
-                                                                 "repetitions of each side")(
+                                                                 "repetitions of each side; 0: enough for the exact test to "
+                                                                 "reach alpha after Holm (at least 8)")(
       "out", po::value(&out), "folder for A.json, B.json and compare.md (default results/ab-<run-id>)")(
       "threshold", po::value(&o.threshold)->default_value(o.threshold), "as in compare")(
       "alpha", po::value(&o.alpha)->default_value(o.alpha), "as in compare");
@@ -489,7 +500,7 @@ int cmd_ab(int argc, char** argv) {
   po::variables_map vm;
   if (parse_flags(argc, argv, d, vm)) return 0;
   if (a.empty() || b.empty()) usage_error("ab needs --a and --b");
-  if (rounds < 2) usage_error("--rounds must be >= 2");
+  if (rounds != 0 && rounds < 2) usage_error("--rounds must be 0 (automatic) or >= 2");
   auto side_bin = [](const std::string& p, const std::string& model) -> std::string {
     if (fs::is_directory(p)) return fs::exists(p + "/bin/" + model) ? p + "/bin/" + model : p + "/" + model;
     return p;
@@ -508,6 +519,7 @@ int cmd_ab(int argc, char** argv) {
     usage_error(e.what());
   }
   if (configs.empty()) usage_error("the matrix is empty");
+  if (rounds == 0) rounds = std::max(8, repetitions_to_reach(o.alpha, static_cast<int>(configs.size())));
   for (const auto& c : configs)
     for (const auto& side : {a, b})
       if (!fs::exists(side_bin(side, c.model))) usage_error("no binary " + side_bin(side, c.model));
@@ -547,6 +559,10 @@ int cmd_ab(int argc, char** argv) {
     fmt::print("{}", r.table);
     write_file_atomically(out + "/compare.md", r.markdown);
     fmt::print("A: {}\nB: {}\nsummary: {}\n", fa.path(), fb.path(), out + "/compare.md");
+    if (r.unreachable) {
+      fmt::print(stderr, "acceptbench: {}\n", r.cannot_decide);
+      return 2;
+    }
     return r.regressions > 0 ? 1 : 0;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "acceptbench: {}\n", e.what());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 
 #include <boost/math/distributions/binomial.hpp>
@@ -50,74 +51,102 @@ Interval median_interval(std::vector<double> v, double level) {
 
 namespace {
 
-// Number of ways to reach each U for sizes (m, n): the exact null distribution.
-std::vector<double> u_distribution(std::size_t m, std::size_t n) {
-  // f[i][j][u] by the recurrence f(m,n,u) = f(m-1,n,u-n) + f(m,n-1,u); rolling over m.
-  const std::size_t max_u = m * n;
-  std::vector<std::vector<std::vector<double>>> f(m + 1, std::vector<std::vector<double>>(n + 1));
-  for (std::size_t i = 0; i <= m; ++i) {
-    for (std::size_t j = 0; j <= n; ++j) {
-      f[i][j].assign(i * j + 1, 0.0);
-      if (i == 0 || j == 0) {
-        f[i][j][0] = 1;
-        continue;
-      }
-      for (std::size_t u = 0; u <= i * j; ++u) {
-        double ways = 0;
-        if (u >= j && u - j <= (i - 1) * j) ways += f[i - 1][j][u - j];
-        if (u <= i * (j - 1)) ways += f[i][j - 1][u];
-        f[i][j][u] = ways;
-      }
+// Pooled values sorted, with each value's doubled mid-rank (an integer: 2 * average rank).
+struct Ranked {
+  std::vector<std::pair<double, int>> all;  // value, group (0 = x, 1 = y)
+  std::vector<std::int64_t> rank2;
+  double tie_term = 0;                      // sum of t^3 - t over tie groups
+};
+
+Ranked rank(const std::vector<double>& x, const std::vector<double>& y) {
+  Ranked r;
+  for (double v : x) r.all.emplace_back(v, 0);
+  for (double v : y) r.all.emplace_back(v, 1);
+  std::sort(r.all.begin(), r.all.end());
+  r.rank2 = std::vector<std::int64_t>(r.all.size(), 0);
+  for (std::size_t i = 0; i < r.all.size();) {
+    std::size_t j = i;
+    while (j + 1 < r.all.size() && r.all[j + 1].first == r.all[i].first) ++j;
+    // ranks i+1 .. j+1 (1-based): doubled average = i + j + 2
+    for (std::size_t k = i; k <= j; ++k) r.rank2[k] = static_cast<std::int64_t>(i + j + 2);
+    const auto t = static_cast<double>(j - i + 1);
+    r.tie_term += t * t * t - t;
+    i = j + 1;
+  }
+  return r;
+}
+
+// ways[s] = number of m-subsets of the pooled values whose doubled ranks sum to s.
+std::vector<double> rank_sum_distribution(const std::vector<std::int64_t>& rank2, std::size_t m) {
+  std::int64_t max_sum = 0;
+  for (auto v : rank2) max_sum += v;
+  const auto width = static_cast<std::size_t>(max_sum + 1);
+  std::vector<std::vector<double>> f(m + 1, std::vector<double>(width, 0.0));
+  f[0][0] = 1;
+  std::size_t seen = 0;
+  for (const auto v : rank2) {
+    ++seen;
+    const auto step = static_cast<std::size_t>(v);
+    for (std::size_t k = std::min(m, seen); k >= 1; --k) {
+      auto& to = f[k];
+      const auto& from = f[k - 1];
+      for (std::size_t s = width; s-- > step;) to[s] += from[s - step];
     }
   }
-  (void)max_u;
-  return f[m][n];
+  return f[m];
 }
 
 }  // namespace
+
+double min_p_value(std::size_t m, std::size_t n) {
+  if (m == 0 || n == 0) return 1;
+  double c = 1;  // C(m+n, m)
+  for (std::size_t i = 1; i <= m; ++i) c = c * static_cast<double>(n + i) / static_cast<double>(i);
+  return std::min(1.0, 2.0 / c);
+}
+
+std::vector<double> holm_adjust(const std::vector<double>& p) {
+  std::vector<std::size_t> order(p.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] < p[b]; });
+  std::vector<double> out(p.size());
+  double running = 0;
+  const std::size_t k = p.size();
+  for (std::size_t i = 0; i < k; ++i) {
+    running = std::max(running, std::min(1.0, static_cast<double>(k - i) * p[order[i]]));
+    out[order[i]] = running;
+  }
+  return out;
+}
 
 MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>& y) {
   MannWhitney r;
   const std::size_t m = x.size(), n = y.size();
   if (m == 0 || n == 0) return r;
-  // Ranks with ties averaged.
-  std::vector<std::pair<double, int>> all;
-  for (double v : x) all.emplace_back(v, 0);
-  for (double v : y) all.emplace_back(v, 1);
-  std::sort(all.begin(), all.end());
-  std::vector<double> rank(all.size());
-  bool ties = false;
-  double tie_term = 0;
-  for (std::size_t i = 0; i < all.size();) {
-    std::size_t j = i;
-    while (j + 1 < all.size() && all[j + 1].first == all[i].first) ++j;
-    const double avg = (static_cast<double>(i) + static_cast<double>(j)) / 2.0 + 1.0;
-    for (std::size_t k = i; k <= j; ++k) rank[k] = avg;
-    const auto t = static_cast<double>(j - i + 1);
-    if (t > 1) {
-      ties = true;
-      tie_term += t * t * t - t;
-    }
-    i = j + 1;
-  }
-  double rank_sum_x = 0;
-  for (std::size_t i = 0; i < all.size(); ++i)
-    if (all[i].second == 0) rank_sum_x += rank[i];
+  const Ranked ranked = rank(x, y);
+  std::int64_t sum2_x = 0;
+  for (std::size_t i = 0; i < ranked.all.size(); ++i)
+    if (ranked.all[i].second == 0) sum2_x += ranked.rank2[i];
   const auto dm = static_cast<double>(m), dn = static_cast<double>(n);
-  r.u = rank_sum_x - dm * (dm + 1) / 2;
-  const double u_min = std::min(r.u, dm * dn - r.u);
-  if (!ties && m <= 20 && n <= 20) {
-    const std::vector<double> dist = u_distribution(m, n);
-    const double total = std::accumulate(dist.begin(), dist.end(), 0.0);
-    double tail = 0;
-    for (std::size_t u = 0; u <= static_cast<std::size_t>(u_min); ++u) tail += dist[u];
-    r.p_value = std::min(1.0, 2.0 * tail / total);
+  r.u = static_cast<double>(sum2_x) / 2.0 - dm * (dm + 1) / 2;
+  if (m + n <= 100) {
+    // Two-sided: splits whose rank sum is at least as far from its mean as the one observed.
+    const std::vector<double> ways = rank_sum_distribution(ranked.rank2, m);
+    const auto mean2 = static_cast<std::int64_t>(m * (m + n + 1));  // E[doubled rank sum], integral
+    const std::int64_t dev = std::abs(sum2_x - mean2);
+    double total = 0, tail = 0;
+    for (std::size_t s = 0; s < ways.size(); ++s) {
+      if (ways[s] == 0) continue;
+      total += ways[s];
+      if (std::abs(static_cast<std::int64_t>(s) - mean2) >= dev) tail += ways[s];
+    }
+    r.p_value = total > 0 ? std::min(1.0, tail / total) : 1.0;
     r.exact = true;
     return r;
   }
   const double N = dm + dn;
   const double mu = dm * dn / 2;
-  const double var = dm * dn / 12.0 * ((N + 1) - tie_term / (N * (N - 1)));
+  const double var = dm * dn / 12.0 * ((N + 1) - ranked.tie_term / (N * (N - 1)));
   if (var <= 0) return r;  // all values equal
   const double z = (std::abs(r.u - mu) - 0.5) / std::sqrt(var);  // continuity correction
   const boost::math::normal_distribution<double> normal;

@@ -20,7 +20,7 @@ for b in doc["benchmarks"]:
     assert b["real_time"] > 0 or "error_occurred" in b, b
 print(f"ok: {len(doc['benchmarks'])} benchmarks")
 PY
-cp "$src/results/fixtures/quick_results.json" "$tmp/results.json"
+cp "$src/tests/fixtures/quick_results.json" "$tmp/results.json"
 "$bin/acceptbench" attach-cost-model --results "$tmp/results.json" --cost-model "$tmp/cost.json"
 /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['cost_model']['benchmarks'] and d['cost_model']['per_model']" "$tmp/results.json"
 echo '{"nope": 1}' > "$tmp/bad.json"

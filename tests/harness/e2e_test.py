@@ -19,7 +19,7 @@ BIN = pathlib.Path(os.environ["ACCEPTBENCH_BIN"])
 SRC = pathlib.Path(os.environ["ACCEPTBENCH_SRC"])
 HARNESS = str(BIN / "acceptbench")
 SCHEMA = json.loads((SRC / "results" / "schema.json").read_text())
-FIXTURES = SRC / "results" / "fixtures"
+FIXTURES = SRC / "tests" / "fixtures"
 REQUIRED_MODELS = ["iterative", "thread-per-conn", "fork-per-conn", "epoll-mutex", "reuseport"]
 
 

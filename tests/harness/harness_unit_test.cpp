@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 #include <fstream>
@@ -12,7 +13,7 @@
 namespace acceptbench {
 namespace {
 
-const std::string kFixtures = ACCEPTBENCH_SOURCE_DIR "/results/fixtures/";
+const std::string kFixtures = ACCEPTBENCH_SOURCE_DIR "/tests/fixtures/";
 
 TEST(KernelCountersTest, ParsesHeaderAndValueLines) {
   const auto c = parse_proc_net_pairs(
@@ -43,6 +44,52 @@ TEST(CompareTest, NoiseIsNotARegression) {
                                  load_results(kFixtures + "compare_noise.json"), {});
   EXPECT_EQ(r.regressions, 0);
   EXPECT_EQ(r.compared_configs, 2);
+}
+
+TEST(CompareTest, ThreeVersusThreeCannotDecide) {
+  const auto r = compare_results(load_results(kFixtures + "compare3_base.json"),
+                                 load_results(kFixtures + "compare3_slow.json"), {});
+  EXPECT_TRUE(r.unreachable);
+  EXPECT_EQ(r.regressions, 0);  // 20% slower, but 3 vs 3 can never reach p < 0.05
+  EXPECT_NE(r.cannot_decide.find("cannot reach significance at alpha=0.05"), std::string::npos) << r.cannot_decide;
+  EXPECT_FALSE(compare_results(load_results(kFixtures + "compare8_base.json"),
+                               load_results(kFixtures + "compare8_noise.json"), {})
+                   .unreachable);
+}
+
+TEST(CompareTest, EightVersusEightFlagsFivePercentSlowerNotNoise) {
+  const auto slow = compare_results(load_results(kFixtures + "compare8_base.json"),
+                                    load_results(kFixtures + "compare8_slow5.json"), {});
+  ASSERT_FALSE(slow.unreachable) << slow.cannot_decide;
+  int conn_rate_regressions = 0;
+  for (const auto& row : slow.rows)
+    if (row["metric"] == "conn_per_s" && row["verdict"] == "REGRESSION") ++conn_rate_regressions;
+  EXPECT_EQ(conn_rate_regressions, 1) << slow.table;
+  const auto noise = compare_results(load_results(kFixtures + "compare8_base.json"),
+                                     load_results(kFixtures + "compare8_noise.json"), {});
+  EXPECT_EQ(noise.regressions, 0) << noise.table;
+  EXPECT_EQ(noise.improvements, 0) << noise.table;
+}
+
+TEST(CompareTest, HolmKeepsTwentyNoiseRowsQuiet) {
+  const auto r = compare_results(load_results(kFixtures + "compare20_base.json"),
+                                 load_results(kFixtures + "compare20_noise.json"), {});
+  EXPECT_EQ(r.compared_configs, 20);
+  EXPECT_FALSE(r.unreachable) << r.cannot_decide;
+  EXPECT_EQ(r.regressions, 0) << r.table;
+  EXPECT_EQ(r.improvements, 0) << r.table;
+  // The fixture is a real test of the correction: without it, some row would be flagged.
+  int flagged_unadjusted = 0;
+  for (const auto& row : r.rows) {
+    const double ratio = row["ratio"], threshold = row["threshold"];
+    if (row["p_value"].get<double>() < 0.05 && std::abs(ratio - 1) > threshold) ++flagged_unadjusted;
+  }
+  EXPECT_GE(flagged_unadjusted, 1) << r.table;
+}
+
+TEST(CompareTest, RepetitionsToReach) {
+  EXPECT_EQ(repetitions_to_reach(0.05, 1), 4);   // 2/C(8,4) = 0.029
+  EXPECT_EQ(repetitions_to_reach(0.05, 20), 6);  // 20 * 2/C(12,6) = 0.043
 }
 
 TEST(CompareTest, BadInputIsAClearError) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace acceptbench::stats {
 namespace {
 
@@ -39,16 +41,59 @@ TEST(StatsMathTest, MannWhitneyExactMatchesTables) {
   EXPECT_GT(mann_whitney({1, 3, 5, 7, 9}, {2, 4, 6, 8, 10}).p_value, 0.5);
 }
 
-TEST(StatsMathTest, MannWhitneyNormalApproximationWithTies) {
+TEST(StatsMathTest, MannWhitneyExactWithTies) {
+  // Tied values (p99 bucket values often are): 3 vs 3 fully separated is still p = 0.1
+  // exactly (the normal approximation said 0.047, anti-conservative).
+  const auto r = mann_whitney({1, 1, 1}, {2, 2, 2});
+  EXPECT_TRUE(r.exact);
+  EXPECT_NEAR(r.p_value, 0.1, 1e-12);
+  EXPECT_DOUBLE_EQ(mann_whitney({1, 1, 1}, {1, 1, 1}).p_value, 1.0);
+  // x = {1,1,2}, y = {2,3,3}: mid-ranks 1.5 1.5 3.5 | 3.5 5.5 5.5; rank sum of x = 6.5, the
+  // smallest of the 20 splits' sums, reached by 2 splits (either 2); with the 2 mirror
+  // splits (14.5): p = 4/20.
+  EXPECT_NEAR(mann_whitney({1, 1, 2}, {2, 3, 3}).p_value, 0.2, 1e-12);
+  // Against a brute-force enumeration of all C(8,4) splits, with ties.
+  const std::vector<double> x = {1, 2, 2, 4}, y = {2, 4, 5, 5};
+  std::vector<double> pooled = x;
+  pooled.insert(pooled.end(), y.begin(), y.end());
+  const auto observed = mann_whitney(x, y);
+  int extreme = 0, total = 0;
+  const double mu = 4 * 4 / 2.0;
+  for (unsigned mask = 0; mask < 256; ++mask) {
+    if (__builtin_popcount(mask) != 4) continue;
+    std::vector<double> a, b;
+    for (unsigned i = 0; i < 8; ++i) (mask >> i & 1 ? a : b).push_back(pooled[i]);
+    ++total;
+    if (std::abs(mann_whitney(a, b).u - mu) >= std::abs(observed.u - mu) - 1e-9) ++extreme;
+  }
+  EXPECT_NEAR(observed.p_value, static_cast<double>(extreme) / total, 1e-12);
+}
+
+TEST(StatsMathTest, MannWhitneyNormalApproximationBeyondHundredValues) {
   std::vector<double> x, y;
-  for (int i = 0; i < 30; ++i) {
+  for (int i = 0; i < 60; ++i) {
     x.push_back(i % 5);
     y.push_back(i % 5 + 2);
   }
   const auto r = mann_whitney(x, y);
   EXPECT_FALSE(r.exact);
   EXPECT_LT(r.p_value, 1e-4);
-  EXPECT_DOUBLE_EQ(mann_whitney({1, 1, 1}, {1, 1, 1}).p_value, 1.0);
+}
+
+TEST(StatsMathTest, SmallestPossibleP) {
+  EXPECT_NEAR(min_p_value(3, 3), 0.1, 1e-12);
+  EXPECT_NEAR(min_p_value(8, 8), 2.0 / 12870.0, 1e-15);
+  EXPECT_NEAR(min_p_value(4, 4), 2.0 / 70.0, 1e-12);
+}
+
+TEST(StatsMathTest, HolmAdjustment) {
+  // Sorted 0.01, 0.02, 0.03, 0.04 with k = 4: 0.04, 0.06, 0.06, 0.06 (monotone).
+  const auto a = holm_adjust({0.03, 0.01, 0.04, 0.02});
+  EXPECT_NEAR(a[1], 0.04, 1e-12);
+  EXPECT_NEAR(a[3], 0.06, 1e-12);
+  EXPECT_NEAR(a[0], 0.06, 1e-12);
+  EXPECT_NEAR(a[2], 0.06, 1e-12);
+  EXPECT_DOUBLE_EQ(holm_adjust({0.5, 0.9})[1], 1.0);
 }
 
 TEST(StatsMathTest, JainIndex) {

@@ -10,7 +10,7 @@ import unittest
 
 SRC = pathlib.Path(os.environ.get("ACCEPTBENCH_SRC", pathlib.Path(__file__).resolve().parents[2]))
 PLOT = str(SRC / "plots" / "plot.py")
-FIXTURE = SRC / "results" / "fixtures" / "quick_results.json"
+FIXTURE = SRC / "tests" / "fixtures" / "quick_results.json"
 FIGURES = ["conn_rate", "latency_spectrum", "fairness", "cost", "timeseries"]
 
 
