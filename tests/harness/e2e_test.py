@@ -172,6 +172,16 @@ class HarnessEndToEnd(unittest.TestCase):
         self.assertEqual(mismatched.returncode, 2)
         self.assertIn("no configuration", mismatched.stderr)
         self.assertEqual(compare(FIXTURES / "compare_base.json").returncode, 2)
+        # 3 vs 3 repetitions, 20% slower: the exact test can never reach p < 0.05 (smallest p 0.1).
+        few = compare(FIXTURES / "compare3_base.json", FIXTURES / "compare3_slow.json")
+        self.assertEqual(few.returncode, 2, few.stdout + few.stderr)
+        self.assertIn("cannot reach significance at alpha=0.05", few.stderr)
+        slow8 = compare(FIXTURES / "compare8_base.json", FIXTURES / "compare8_slow5.json")
+        self.assertEqual(slow8.returncode, 1, slow8.stdout + slow8.stderr)
+        noise8 = compare(FIXTURES / "compare8_base.json", FIXTURES / "compare8_noise.json")
+        self.assertEqual(noise8.returncode, 0, noise8.stdout + noise8.stderr)
+        holm = compare(FIXTURES / "compare20_base.json", FIXTURES / "compare20_noise.json")
+        self.assertEqual(holm.returncode, 0, holm.stdout + holm.stderr)
 
     def test_ab_runs_both_sides_interleaved_and_compares(self):
         out = self.dir / "ab"
@@ -179,8 +189,10 @@ class HarnessEndToEnd(unittest.TestCase):
         proc = subprocess.run([HARNESS, "ab", "--a", binary, "--b", binary, "--workloads", "cost", "--rates", "2000",
                                "--server-threads", "1", "--rounds", "3", "--duration", "0.4", "--warmup", "0.1",
                                "--out", str(out)], capture_output=True, text=True, timeout=300)
-        # Three rounds cannot reach p < 0.05 (the smallest exact p is 0.1): the same binary never regresses.
-        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        # Three rounds cannot reach p < 0.05 (the smallest exact p is 0.1): exit 2 with the reason, the
+        # measured sides kept.
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+        self.assertIn("cannot reach significance", proc.stderr)
         for side in ("A", "B"):
             doc = json.loads((out / f"{side}.json").read_text())
             jsonschema.validate(doc, SCHEMA)
