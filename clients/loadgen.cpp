@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -100,6 +101,8 @@ class Worker {
   }
 
   void run() {
+    // Wake-ups on time: the default 50 us timer slack would make every open-loop start late.
+    ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     if (!c_.cpus.empty()) {
       cpu_set_t set;
       CPU_ZERO(&set);
@@ -121,15 +124,26 @@ class Worker {
     while (now < end_ && !(quota_ && measured_done_ >= quota_)) {
       if (!cpu_started_ && now >= measure_start_) begin_window();
       std::int64_t wait_ns = std::min<std::int64_t>(end_ - now, 100'000'000);
+      std::int64_t start_in = INT64_MAX;
       if (rate_ > 0) {
         start_due(now);
-        wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, next_intended() - now));
+        now = mono_ns();
+        start_in = std::max<std::int64_t>(0, next_intended() - now);
       }
       if (!cpu_started_) wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, measure_start_ - now));
       if (!delayed_.empty()) wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, send_delayed(now) - now));
+      // On time: sleep until spin_ns_ before the next start, then poll (timeout 0) until it is
+      // due; the spin is bounded by spin_ns_ per start.
+      bool spinning = false;
+      if (start_in <= wait_ns) {
+        spinning = start_in <= spin_ns_;
+        wait_ns = spinning ? 0 : start_in - spin_ns_;
+      }
       const timespec ts{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
       const int n = ::epoll_pwait2(epoll_.get(), events.data(), static_cast<int>(events.size()), &ts, nullptr);
+      const std::int64_t before = now;
       now = mono_ns();
+      if (spinning && n == 0 && cpu_started_) spin_ns_total_ += now - before;
       for (int i = 0; i < n; ++i) {
         const auto& ev = events[static_cast<std::size_t>(i)];
         on_event(static_cast<std::size_t>(ev.data.u64), ev.events, now);
@@ -144,7 +158,8 @@ class Worker {
     const std::int64_t window_end = std::min(now, end_);
     r_.window_s = static_cast<double>(window_end - measure_start_) / 1e9;
     const double cpu = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0_) / 1e9;
-    r_.cpu.push_back({cpu, r_.window_s > 0 ? cpu / r_.window_s : 0});
+    const double spin = std::min(cpu, static_cast<double>(spin_ns_total_) / 1e9);
+    r_.cpu.push_back({cpu, r_.window_s > 0 ? (cpu - spin) / r_.window_s : 0, spin});
     for (auto& s : slots_) {
       if (s.phase == Phase::kFree) continue;
       if (s.measured) ++r_.unfinished;
@@ -167,6 +182,7 @@ class Worker {
   }
 
   // Open loop: start every connection whose scheduled time has come.
+  // Each start reads the clock again: a start behind others in a burst is that much later.
   void start_due(std::int64_t now) {
     for (std::int64_t due = next_intended(); due <= now && due < end_; due = next_intended()) {
       ++scheduled_;
@@ -176,7 +192,11 @@ class Worker {
         if (measured) ++r_.dropped_starts;
         continue;
       }
-      if (measured && now - due > kLateNs) ++r_.late_starts;
+      now = mono_ns();
+      if (measured) {
+        if (now - due > kLateNs) ++r_.late_starts;
+        r_.start_lateness.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - due)));
+      }
       start(due, now);
     }
   }
@@ -418,6 +438,7 @@ class Worker {
   LoadResult r_;
   bool cpu_started_ = false;
   std::int64_t cpu0_ = 0;
+  std::int64_t spin_ns_ = std::int64_t{c_.spin_us} * 1000, spin_ns_total_ = 0;
   std::atomic<std::uint64_t> progress_{0};
   std::uint64_t slow_every_ = c_.slow_fraction > 0 ? static_cast<std::uint64_t>(std::llround(1.0 / c_.slow_fraction)) : 0;
   std::uint64_t connected_count_ = 0;
@@ -490,6 +511,8 @@ void validate(const LoadConfig& c) {
   if (c.timeseries_ms < 1) bad("timeseries interval must be >= 1 ms");
   if (c.slow_fraction < 0 || c.slow_fraction > 1) bad("slow fraction must be in [0, 1]");
   if (c.slow_ms < 0 || c.slow_ms >= c.timeout_ms) bad("slow delay must be in [0, timeout)");
+  if (c.spin_us < 0 || c.spin_us > 10'000) bad("spin must be in [0, 10000] us");
+  if (!(c.late_threshold_us > 0) || !std::isfinite(c.late_threshold_us)) bad("late threshold must be > 0 us");
   if (c.path.empty() || c.path.front() != '/' || c.path.find_first_of(" \r\n") != std::string::npos)
     bad("path must start with / and contain no spaces or line breaks");
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -516,13 +539,20 @@ nlohmann::json to_json(const LoadConfig& c) {
           {"cpus", c.cpus},
           {"timeseries_ms", c.timeseries_ms},
           {"slow_fraction", c.slow_fraction},
-          {"slow_ms", c.slow_ms}};
+          {"slow_ms", c.slow_ms},
+          {"spin_us", c.spin_us},
+          {"late_threshold_us", c.late_threshold_us}};
 }
 
 std::uint64_t LoadResult::error_total() const {
   std::uint64_t n = 0;
   for (auto e : errors) n += e;
   return n;
+}
+
+bool LoadResult::client_late() const {
+  return config.rate > 0 && start_lateness.count() > 0 &&
+         static_cast<double>(start_lateness.percentile(99)) / 1000.0 > config.late_threshold_us;
 }
 
 double LoadResult::max_thread_utilization() const {
@@ -538,7 +568,7 @@ nlohmann::json LoadResult::to_json() const {
   nlohmann::json cpus = nlohmann::json::array();
   double cpu_total = 0;
   for (const auto& t : cpu) {
-    cpus.push_back({{"cpu_s", t.cpu_s}, {"utilization", t.utilization}});
+    cpus.push_back({{"cpu_s", t.cpu_s}, {"utilization", t.utilization}, {"spin_s", t.spin_s}});
     cpu_total += t.cpu_s;
   }
   return {{"schema", "acceptbench-loadgen/1"},
@@ -551,6 +581,12 @@ nlohmann::json LoadResult::to_json() const {
           {"started", started},
           {"achieved_start_rate", window_s > 0 ? static_cast<double>(started - dropped_starts) / window_s : 0.0},
           {"late_starts", late_starts},
+          {"start_lateness_us",
+           {{"count", start_lateness.count()},
+            {"p50", static_cast<double>(start_lateness.percentile(50)) / 1000.0},
+            {"p99", static_cast<double>(start_lateness.percentile(99)) / 1000.0},
+            {"max", static_cast<double>(start_lateness.max()) / 1000.0}}},
+          {"client_late", client_late()},
           {"dropped_starts", dropped_starts},
           {"unfinished", unfinished},
           {"errors", errs},
@@ -559,7 +595,8 @@ nlohmann::json LoadResult::to_json() const {
            {{"connect", connect.to_json()},
             {"ttfb", ttfb.to_json()},
             {"total", total.to_json()},
-            {"total_uncorrected", total_uncorrected.to_json()}}},
+            {"total_uncorrected", total_uncorrected.to_json()},
+            {"start_lateness", start_lateness.to_json()}}},
           {"timeseries", {{"interval_ms", config.timeseries_ms}, {"completions", timeseries}}},
           {"client_cpu", {{"threads", cpus}, {"total_s", cpu_total}, {"max_thread_utilization", max_thread_utilization()}}}};
 }
@@ -577,6 +614,7 @@ void LoadResult::merge(const LoadResult& o) {
   ttfb.merge(o.ttfb);
   total.merge(o.total);
   total_uncorrected.merge(o.total_uncorrected);
+  start_lateness.merge(o.start_lateness);
   if (timeseries.size() < o.timeseries.size()) timeseries.resize(o.timeseries.size(), 0);
   for (std::size_t i = 0; i < o.timeseries.size(); ++i) timeseries[i] += o.timeseries[i];
   cpu.insert(cpu.end(), o.cpu.begin(), o.cpu.end());
@@ -611,8 +649,11 @@ LoadResult LoadResult::from_json(const nlohmann::json& j) {
     r.ttfb = Histogram::from_json(l.at("ttfb"));
     r.total = Histogram::from_json(l.at("total"));
     r.total_uncorrected = Histogram::from_json(l.at("total_uncorrected"));
+    if (l.contains("start_lateness")) r.start_lateness = Histogram::from_json(l.at("start_lateness"));
+    r.config.late_threshold_us = c.value("late_threshold_us", r.config.late_threshold_us);
+    r.config.spin_us = c.value("spin_us", r.config.spin_us);
     r.timeseries = j.at("timeseries").at("completions").get<std::vector<std::uint64_t>>();
-    for (const auto& t : j.at("client_cpu").at("threads")) r.cpu.push_back({t.at("cpu_s"), t.at("utilization")});
+    for (const auto& t : j.at("client_cpu").at("threads")) r.cpu.push_back({t.at("cpu_s"), t.at("utilization"), t.value("spin_s", 0.0)});
     r.source_addresses = j.value("source_addresses", std::uint64_t{0});
     return r;
   } catch (const nlohmann::json::exception& e) {
@@ -679,7 +720,14 @@ std::string summarize(const LoadResult& r) {
     s += "\n";
   }
   if (r.config.rate > 0) {
-    s += fmt::format("  starts {}  late {}  dropped {}\n", r.started, r.late_starts, r.dropped_starts);
+    auto us1 = [](std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+    s += fmt::format("  starts {}  late >1ms {}  dropped {}\n", r.started, r.late_starts, r.dropped_starts);
+    s += fmt::format("  start lateness (us): p50 {:.1f}  p99 {:.1f}  max {:.1f}{}\n", us1(r.start_lateness.percentile(50)),
+                     us1(r.start_lateness.percentile(99)), us1(r.start_lateness.max()),
+                     r.client_late() ? fmt::format("  CLIENT LATE (p99 > {:.0f} us): latency from the intended start "
+                                                   "includes the client's own lateness",
+                                                   r.config.late_threshold_us)
+                                     : "");
   }
   s += "  latency (us)        p50       p90       p99     p99.9    p99.99       max\n";
   auto row = [&](const char* name, const Histogram& h) {

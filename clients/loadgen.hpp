@@ -43,6 +43,11 @@ struct LoadConfig {
   // and its request, like a client on a slow link (head-of-line blocking shows in the others).
   double slow_fraction = 0;
   int slow_ms = 0;
+  // Open loop, on time: a thread sleeps (timer slack 1 ns) until spin_us before the next due
+  // start, then polls without sleeping until it is due. 0: sleep all the way.
+  int spin_us = 50;
+  // Open loop: the run is flagged client_late when the p99 of start lateness exceeds this.
+  double late_threshold_us = 20;
 };
 
 // "0", "0-1", "0,2-3" -> CPU numbers; throws std::invalid_argument on anything else.
@@ -59,7 +64,8 @@ const char* to_string(ErrorKind k);
 
 struct ThreadCpu {
   double cpu_s = 0;        // CLOCK_THREAD_CPUTIME_ID over the measured window
-  double utilization = 0;  // cpu_s / window
+  double utilization = 0;  // (cpu_s - spin_s) / window: the work, not the on-time spinning
+  double spin_s = 0;       // open loop: time spent polling just before a due start
 };
 
 struct LoadResult {
@@ -73,6 +79,8 @@ struct LoadResult {
   std::uint64_t unfinished = 0;   // still in flight when the window closed
   std::array<std::uint64_t, static_cast<std::size_t>(ErrorKind::kCount)> errors{};
   Histogram connect, ttfb, total, total_uncorrected;
+  // Open loop: actual start - scheduled start of every measured start (ns).
+  Histogram start_lateness;
   std::vector<std::uint64_t> timeseries;  // measured completions per interval
   std::vector<ThreadCpu> cpu;
   std::uint64_t source_addresses = 0;
@@ -80,6 +88,9 @@ struct LoadResult {
   [[nodiscard]] std::uint64_t error_total() const;
   [[nodiscard]] double conn_per_s() const { return window_s > 0 ? static_cast<double>(connections) / window_s : 0; }
   [[nodiscard]] double max_thread_utilization() const;
+  // Open loop: the p99 of start lateness exceeds config.late_threshold_us (so latency from the
+  // intended start is partly the client's own lateness).
+  [[nodiscard]] bool client_late() const;
   [[nodiscard]] nlohmann::json to_json() const;
   // Merges results of clients that ran side by side (hosts or processes): counts add,
   // histograms merge exactly, the window is the longest.

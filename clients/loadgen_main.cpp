@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
     ("max-in-flight", po::value(&c.max_in_flight)->default_value(c.max_in_flight), "open loop: cap on connections in flight")
     ("slow-fraction", po::value(&c.slow_fraction)->default_value(0), "this fraction of connections are slow clients")
     ("slow-ms", po::value(&c.slow_ms)->default_value(0), "a slow client waits this long between handshake and request")
+    ("spin-us", po::value(&c.spin_us)->default_value(c.spin_us), "open loop: poll without sleeping this long before each due start")
+    ("late-threshold-us", po::value(&c.late_threshold_us)->default_value(c.late_threshold_us), "open loop: flag client_late when start lateness p99 exceeds this")
     ("cpus", po::value(&cpus), "pin client threads round-robin to these CPUs, e.g. 0 or 0-1")
     ("no-spread", po::bool_switch(&no_spread), "loopback: do not spread source addresses over 127.0.0.0/8")
     ("json", po::value(&json_file), "write the full result (raw histogram buckets included) to this file; - : stdout")

@@ -214,8 +214,8 @@ std::string fmt_duration(double s) {
 
 // The summary table printed after a run or sweep, with the honest reading of it.
 void print_summary(const nlohmann::json& doc) {
-  fmt::print("\n{:<16} {:<10} {:>3} {:>12} {:>9} {:>20} {:>10} {:>9} {:>7} {:>6}  {}\n", "model", "workload", "thr",
-             "load", "conn/s", "95% CI", "p99 us", "cpu us/c", "wasted", "jain", "status");
+  fmt::print("\n{:<16} {:<10} {:>3} {:>12} {:>9} {:>25} {:>10} {:>9} {:>7} {:>6}  {}\n", "model", "workload", "thr",
+             "load", "conn/s", "CI of median (coverage)", "p99 us", "cpu us/c", "wasted", "jain", "status");
   bool any_saturated = false;
   for (const auto& c : doc["configs"]) {
     const auto& cfg = c["config"];
@@ -233,18 +233,24 @@ void print_summary(const nlohmann::json& doc) {
     any_saturated = any_saturated || sat;
     std::string status = c["status"].get<std::string>();
     if (sat) status += " (client saturated)";
+    if (s.value("client_late", false)) {
+      status += fmt::format(" (client late: start lateness p99 {:.0f} us)", s["start_lateness_us"]["p99"].get<double>());
+    }
     if (!s["crosscheck_within_1pct"].get<bool>()) status += fmt::format(" (crosscheck {:.1f}%)", 100 * s["crosscheck_max_deviation"].get<double>());
-    fmt::print("{:<16} {:<10} {:>3} {:>12} {:>9.0f} {:>20} {:>10.1f} {:>9.1f} {:>7.3f} {:>6.3f}  {}\n",
+    fmt::print("{:<16} {:<10} {:>3} {:>12} {:>9.0f} {:>25} {:>10.1f} {:>9.1f} {:>7.3f} {:>6.3f}  {}\n",
                cfg["model"].get<std::string>(), cfg["workload"].get<std::string>(), cfg["server_threads"].get<int>(), load,
                s["conn_per_s"]["median"].get<double>(),
-               fmt::format("[{:.0f}, {:.0f}]", s["conn_per_s"]["ci_low"].get<double>(), s["conn_per_s"]["ci_high"].get<double>()),
+               fmt::format("[{:.0f}, {:.0f}] {:.1f}%", s["conn_per_s"]["ci_low"].get<double>(),
+                           s["conn_per_s"]["ci_high"].get<double>(), 100 * s["conn_per_s"]["ci_coverage"].get<double>()),
                s["latency_us"]["total"]["p99"].get<double>(), s["server_cpu_us_per_conn"]["median"].get<double>(),
                s["accept"]["wasted_wakeups_per_accept"].get<double>(), s["fairness"]["jain_index"].get<double>(), status);
   }
   fmt::print(
-      "\nHow to read this: medians over repetitions; the CI is distribution-free (order statistics, its coverage is in "
-      "the JSON).\nRank models by the cost workload (open loop at a fixed offered rate): server CPU us per connection "
-      "and latency.\n{}",
+      "\nHow to read this: medians over repetitions; the interval of the median is distribution-free (order "
+      "statistics) and shown with its actual coverage (95% needs 6 or more repetitions: with 3 it is [min, max] at 75%)."
+      "\nRank models by the cost workload (open loop at a fixed offered rate): server CPU us per connection and latency "
+      "from the actual start; 'client late' marks runs whose own start lateness inflates latency from the intended "
+      "start.\n{}",
       any_saturated ? "Closed-loop conn/s marked 'client saturated' measure the load client's limit, not the server's: "
                       "on loopback the client pays about twice the server's CPU per connection.\n"
                     : "");
@@ -265,6 +271,7 @@ struct LaunchFlags {
   bool allow_remote = false;
   int ready_timeout_ms = 10'000;
   double client_start_delay = 1.5;
+  double late_threshold_us = 20;
 
   void add_to(po::options_description& d) {
     // clang-format off
@@ -285,7 +292,9 @@ struct LaunchFlags {
       ("client-start-delay", po::value(&client_start_delay)->default_value(client_start_delay),
           "--client-hosts: seconds from launching the clients to their common start (covers ssh log-ins)")
       ("allow-remote-target", po::bool_switch(&allow_remote),
-          "allow a target outside 127.0.0.0/8 (your own network namespace or lab host)");
+          "allow a target outside 127.0.0.0/8 (your own network namespace or lab host)")
+      ("late-threshold-us", po::value(&late_threshold_us)->default_value(late_threshold_us),
+          "open loop: flag a repetition client_late when the p99 of its start lateness exceeds this");
     // clang-format on
   }
 
@@ -300,6 +309,8 @@ struct LaunchFlags {
     if (ready_timeout_ms < 1 || ready_timeout_ms > 600'000) usage_error("--ready-timeout-ms must be in [1, 600000]");
     if (!(client_start_delay > 0 && client_start_delay <= 600)) usage_error("--client-start-delay must be in (0, 600]");
     o.target_host = target_host;
+    if (!(late_threshold_us > 0)) usage_error("--late-threshold-us must be > 0");
+    o.late_threshold_us = late_threshold_us;
     o.ready_timeout_ms = ready_timeout_ms;
     o.client_start_delay_s = client_start_delay;
     std::vector<std::string> ssh_args;

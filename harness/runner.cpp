@@ -232,6 +232,7 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   load.timeout_ms = 3000;
   load.slow_fraction = c.slow_fraction;
   load.slow_ms = c.slow_ms;
+  load.late_threshold_us = o.late_threshold_us;
   // The load: in-process here, or loadgen on every client host at once.
   nlohmann::json per_host = nlohmann::json::array();
   auto run_clients = [&](const LoadConfig& lc) -> LoadResult {
@@ -294,6 +295,8 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
                       {"p99_total_us", static_cast<double>(r.total.percentile(99)) / 1000.0},
                       {"client_max_thread_utilization", r.max_thread_utilization()},
                       {"client_saturated", r.max_thread_utilization() > o.saturation_threshold},
+                      {"client_late", r.client_late()},
+                      {"start_lateness_p99_us", static_cast<double>(r.start_lateness.percentile(99)) / 1000.0},
                       {"crosscheck",
                        {{"client_connections_reached", reached},
                         {"passive_opens", passive},
@@ -328,7 +331,8 @@ nlohmann::json latency_summary(const Histogram& h) {
 
 nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::json& reps) {
   Series conn_rate, req_rate, cpu_per_conn, ctx_per_conn, p99, client_util, server_util;
-  Histogram connect, ttfb, total, total_uncorrected;
+  Histogram connect, ttfb, total, total_uncorrected, lateness;
+  int late_reps = 0;
   std::vector<double> per_acceptor;
   double wasted = 0, accepted = 0, eagain = 0, listen_wakeups = 0, epoll_wakeups = 0, mutex_acq = 0, mutex_cont = 0;
   nlohmann::json kernel = nlohmann::json::object();
@@ -360,6 +364,8 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
     ttfb.merge(Histogram::from_json(l["ttfb"]));
     total.merge(Histogram::from_json(l["total"]));
     total_uncorrected.merge(Histogram::from_json(l["total_uncorrected"]));
+    if (l.contains("start_lateness")) lateness.merge(Histogram::from_json(l["start_lateness"]));
+    late_reps += d.value("client_late", false) ? 1 : 0;
     const auto& acceptors = rep["server"]["acceptors"];
     if (per_acceptor.size() < acceptors.size()) per_acceptor.resize(acceptors.size(), 0);
     for (std::size_t i = 0; i < acceptors.size(); ++i) per_acceptor[i] += acceptors[i]["accepted"].get<double>();
@@ -417,6 +423,11 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
       {"errors", {{"client", client_errors}, {"server", server_errors}}},
       {"client_max_thread_utilization", client_util.to_json()},
       {"client_saturated", saturated},
+      {"start_lateness_us", {{"p50", static_cast<double>(lateness.percentile(50)) / 1000.0},
+                             {"p99", static_cast<double>(lateness.percentile(99)) / 1000.0},
+                             {"max", static_cast<double>(lateness.max()) / 1000.0}}},
+      {"client_late", late_reps > 0},
+      {"client_late_repetitions", late_reps},
       {"crosscheck_max_deviation", worst_crosscheck},
       {"crosscheck_within_1pct", worst_crosscheck <= 0.01}};
   out["summary"] = summary;

@@ -43,6 +43,7 @@ struct RunnerOptions {
   int ready_timeout_ms = 10'000;
   int stop_timeout_ms = 5'000;  // after SIGTERM; then SIGKILL and the repetition fails
   double saturation_threshold = 0.90;  // client thread utilization that flags a saturated client
+  double late_threshold_us = 20;       // open loop: start lateness p99 that flags a late client
   // Where the server runs: local, netns:NAME or ssh:HOST. Its /proc and kernel counters are
   // read by the same code on its side: in-process here, `probe_binary probe ...` elsewhere.
   Launcher launcher;

@@ -77,13 +77,20 @@ def env_caption(doc):
             f"{e.get('build_type', '?')} build, git {str(e.get('git_revision', '?'))[:12]}; run {doc.get('run_id', '?')}")
 
 
+def coverage_label(cfgs):
+    """The actual coverage of the intervals of the median shown (it depends on the repetitions)."""
+    cov = sorted({round(100 * x["summary"]["conn_per_s"]["ci_coverage"], 1)
+                  for x in cfgs if x.get("summary") and "ci_coverage" in x["summary"].get("conn_per_s", {})})
+    return "/".join(f"{c:g}%" for c in cov) if cov else "?"
+
+
 def config_caption(cfgs):
     c = cfgs[0]["config"]
     reps = sorted({x["config"]["repetitions"] for x in cfgs})
     return (f"{c['workload']} workload: {load_label(c)}; close={c['close']}; work {c['work_us']} us, sleep "
             f"{c['sleep_us']} us, {c['response_bytes']} B responses; {c['duration_s']} s measured after "
-            f"{c['warmup_s']} s warm-up; {'/'.join(map(str, reps))} repetitions; medians, bars = 95% CI of the median "
-            f"(order statistics)")
+            f"{c['warmup_s']} s warm-up; {'/'.join(map(str, reps))} repetitions; medians, bars = interval of the "
+            f"median (order statistics) with actual coverage {coverage_label(cfgs)}")
 
 
 def model_ticks(ax, labels, fontsize=9):
@@ -143,8 +150,8 @@ def fig_conn_rate(doc, out, figures):
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, title="hatched: client saturated", title_fontsize=7)
     save(fig, out, "conn_rate", figures,
-         "Connections per second (requests per second for keep-alive) by model and server threads (median, 95% CI "
-         "of the median). Hatched bars: the load client's "
+         "Connections per second (requests per second for keep-alive) by model and server threads (median and the "
+         "interval of the median, coverage below). Hatched bars: the load client's "
          "busiest thread was above 90% CPU, so the bar is the client's limit, not the server's. "
          + config_caption([c for _, v in groups for c in v]))
 
@@ -249,7 +256,8 @@ def fig_cost(doc, out, figures):
     a3.set_title("Context switches (where the herd shows)")
     a3.grid(axis="y", alpha=0.3)
     save(fig, out, "cost", figures,
-         "Server CPU microseconds per connection (median, 95% CI; /proc counts CPU in 10 ms ticks, so the "
+         "Server CPU microseconds per connection (median and the interval of the median, coverage below; /proc "
+         "counts CPU in 10 ms ticks, so the "
          "resolution is 10 ms over the connections of a window), listen-fd wakeups that epoll reported but whose "
          "accept found nothing, and server context switches per connection (voluntary + involuntary, all threads and "
          "child processes). Most of a thundering herd stays inside the kernel (epoll_wait re-checks the fd and sleeps "
@@ -327,8 +335,12 @@ def summary_rows(doc):
                          f"failed: {c.get('reason', '')[:80]}"])
             continue
         status = c["status"] + (" (client saturated)" if s["client_saturated"] else "")
+        if s.get("client_late"):
+            status += f" (client late: start lateness p99 {s['start_lateness_us']['p99']:.0f} us)"
+        cov = s["conn_per_s"].get("ci_coverage")
         rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg),
-                     f"{s['conn_per_s']['median']:.0f} [{s['conn_per_s']['ci_low']:.0f}, {s['conn_per_s']['ci_high']:.0f}]",
+                     f"{s['conn_per_s']['median']:.0f} [{s['conn_per_s']['ci_low']:.0f}, {s['conn_per_s']['ci_high']:.0f}]"
+                     + (f" {100 * cov:.1f}%" if cov is not None else ""),
                      f"{s['latency_us']['total']['p50']:.0f}", f"{s['latency_us']['total']['p99']:.0f}",
                      f"{s['server_cpu_us_per_conn']['median']:.1f}", f"{s['ctx_switches_per_conn']['median']:.2f}",
                      f"{s['accept']['wasted_wakeups_per_accept']:.3f}",
@@ -383,7 +395,7 @@ def cost_model_markdown(doc):
     return md
 
 
-HEADER = ["model", "workload", "threads", "load", "conn/s [95% CI]", "p50 us", "p99 us", "CPU us/conn",
+HEADER = ["model", "workload", "threads", "load", "conn/s [interval of median, coverage]", "p50 us", "p99 us", "CPU us/conn",
           "ctx sw/conn", "wasted/accept", "Jain", "status"]
 
 
