@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <numeric>
+#include <random>
 
 #include <boost/program_options.hpp>
 #include <fmt/chrono.h>
@@ -349,38 +351,82 @@ struct LaunchFlags {
   }
 };
 
-// Runs configurations into `file`, skipping finished ones when resuming. Progress on stderr.
-void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume) {
+// Runs the configurations into `file` with their repetitions interleaved: round 1 runs
+// repetition 1 of every configuration, round 2 repetition 2, and so on, each round in an
+// order shuffled by `seed` (and the round), so drift of the machine spreads over every
+// configuration instead of landing on one. Every repetition is saved as it finishes, with
+// the execution record (seed, the sequence run); a configuration's summary is computed when
+// its last repetition is in. Resuming keeps the repetitions already saved (a configuration
+// that completed but failed starts over). Progress on stderr.
+void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint64_t seed) {
   const bool tty = ::isatty(STDERR_FILENO);
   const auto t0 = std::chrono::steady_clock::now();
-  int reps_total = 0, reps_done = 0;
-  for (const auto& c : sweep.configs) reps_total += c.repetitions;
-  std::size_t index = 0;
-  for (const auto& c : sweep.configs) {
-    ++index;
-    if (resume && file.has_ok(c.key())) {
-      reps_total -= c.repetitions;
-      fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", index, sweep.configs.size(), c.key());
-      continue;
+  const std::size_t n = sweep.configs.size();
+  std::vector<nlohmann::json> reps(n, nlohmann::json::array());
+  int rounds = 0, reps_total = 0, reps_done = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const RunConfig& c = sweep.configs[i];
+    rounds = std::max(rounds, c.repetitions);
+    if (const nlohmann::json* have = resume ? file.find(c.key()) : nullptr) {
+      const auto& saved = (*have)["repetitions"];
+      const bool complete = static_cast<int>(saved.size()) >= c.repetitions;
+      if (complete && (*have)["status"] == "ok") {
+        fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", i + 1, n, c.key());
+        reps[i] = saved;
+        continue;
+      }
+      if (!complete) {
+        reps[i] = saved;
+        if (!saved.empty()) fmt::print(stderr, "[{:>3}/{}] {} ({} repetitions kept)\n", i + 1, n, c.key(), saved.size());
+      }
     }
-    RunnerOptions o = sweep.base_options;
-    o.server_binary = sweep.bin_dir + "/" + c.model;
-    o.multi_acceptor = find_model(sweep.catalog, c.model)->multi_acceptor;
-    const nlohmann::json result = run_config(c, o, [&](int rep) {
+    reps_total += c.repetitions - static_cast<int>(reps[i].size());
+  }
+  nlohmann::json execution = file.doc().value("execution", nlohmann::json::object());
+  if (!resume || !execution.contains("seed")) {
+    execution = {{"order", "interleaved"}, {"seed", seed}, {"sequence", nlohmann::json::array()}};
+  } else {
+    seed = execution["seed"].get<std::uint64_t>();  // a resumed sweep keeps its seed
+  }
+  execution["rounds"] = rounds;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(seed ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(round + 1)));
+    std::shuffle(order.begin(), order.end(), rng);
+    for (const std::size_t i : order) {
+      const RunConfig& c = sweep.configs[i];
+      if (round >= c.repetitions || static_cast<int>(reps[i].size()) > round) continue;
+      RunnerOptions o = sweep.base_options;
+      o.server_binary = sweep.bin_dir + "/" + c.model;
+      o.multi_acceptor = find_model(sweep.catalog, c.model)->multi_acceptor;
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double per_rep = reps_done ? elapsed / reps_done : c.duration_s + c.warmup_s + 0.5;
-      const std::string line = fmt::format("[{:>3}/{}] {:<16} {:<9} t={} {} rep {}/{}  elapsed {}  ETA {}", index,
-                                           sweep.configs.size(), c.model, c.workload, c.server_threads,
+      const std::string line = fmt::format("round {}/{} [{:>3}/{}] {:<16} {:<9} t={} {} rep {}/{}  elapsed {}  ETA {}",
+                                           round + 1, rounds, i + 1, n, c.model, c.workload, c.server_threads,
                                            c.rate > 0 ? fmt::format("{:.0f}/s", c.rate) : fmt::format("c={}", c.connections),
-                                           rep + 1, c.repetitions, fmt_duration(elapsed),
+                                           reps[i].size() + 1, c.repetitions, fmt_duration(elapsed),
                                            fmt_duration(per_rep * (reps_total - reps_done)));
-      fmt::print(stderr, fmt::runtime(tty ? "\r{:<110}" : "{}\n"), line);
+      fmt::print(stderr, fmt::runtime(tty ? "\r{:<120}" : "{}\n"), line);
+      nlohmann::json rep = run_repetition(c, o);
+      const auto position = execution["sequence"].size();
+      rep["round"] = round + 1;
+      rep["sequence_index"] = position;
+      reps[i].push_back(std::move(rep));
       ++reps_done;
-    });
-    file.put(result);
-    if (result["status"] != "ok") {
-      fmt::print(stderr, "{}[{:>3}/{}] {} FAILED: {}\n", tty ? "\n" : "", index, sweep.configs.size(), c.key(),
-                 result.value("reason", ""));
+      execution["sequence"].push_back({{"round", round + 1}, {"key", c.key()}});
+      nlohmann::json result;
+      if (static_cast<int>(reps[i].size()) >= c.repetitions) {
+        result = summarize_config(c, reps[i]);
+        if (result["status"] != "ok") {
+          fmt::print(stderr, "{}[{:>3}/{}] {} FAILED: {}\n", tty ? "\n" : "", i + 1, n, c.key(), result.value("reason", ""));
+        }
+      } else {
+        result = {{"status", "running"}, {"summary", nullptr}};
+      }
+      result["config"] = c.to_json();
+      result["repetitions"] = reps[i];
+      file.put(result, "execution", execution);
     }
   }
   if (tty) fmt::print(stderr, "\n");
@@ -405,7 +451,10 @@ int cmd_sweep(int argc, char** argv, bool single) {
                                    : "acceptbench sweep: a matrix of configurations.\n\nOptions");
   d.add_options()("help,h", "print this help")("out", po::value(&out), "results file (default results/<run-id>/results.json)")(
       "bin-dir", po::value(&bin_dir)->default_value(bin_dir), "where the model binaries and models.json are");
-  if (!single) d.add_options()("resume", po::bool_switch(&resume), "continue an existing --out file, skipping finished configurations");
+  std::uint64_t seed = std::random_device{}();
+  d.add_options()("seed", po::value(&seed), "shuffles the order of configurations within each round of repetitions "
+                                            "(default: random; recorded in the results, kept by --resume)");
+  if (!single) d.add_options()("resume", po::bool_switch(&resume), "continue an existing --out file, keeping every repetition already saved");
   mf.add_to(d);
   lf.add_to(d);
   po::variables_map vm;
@@ -438,7 +487,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
     ResultsFile file(out, std::move(env), run_id, resume);
     file.set("notes", ranking_notes());
     fmt::print(stderr, "acceptbench: {} configurations -> {}\n", sweep.configs.size(), out);
-    run_matrix(sweep, file, resume);
+    run_matrix(sweep, file, resume, seed);
     print_summary(file.doc());
     fmt::print("\nresults: {}\n", out);
     int failed = 0;

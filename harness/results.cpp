@@ -77,6 +77,18 @@ bool ResultsFile::has_ok(const std::string& key) const {
   return false;
 }
 
+const nlohmann::json* ResultsFile::find(const std::string& key) const {
+  for (const auto& c : doc_["configs"]) {
+    if (c["config"]["key"] == key) return &c;
+  }
+  return nullptr;
+}
+
+void ResultsFile::put(const nlohmann::json& result, const std::string& field, nlohmann::json value) {
+  doc_[field] = std::move(value);
+  put(result);
+}
+
 void ResultsFile::put(const nlohmann::json& result) {
   auto& configs = doc_["configs"];
   const auto& key = result["config"]["key"];

@@ -8,17 +8,22 @@ namespace acceptbench {
 
 inline constexpr const char* kResultsSchema = "acceptbench/1";
 
-// A results file being written by a sweep: every finished configuration is written at
-// once, atomically (a temporary file, fsync, rename), so a crash or a kill loses only the
-// configuration in progress and the file is always valid JSON.
+// A results file being written by a sweep: every finished repetition is written at once,
+// atomically (a temporary file, fsync, rename), so a crash or a kill loses only the
+// repetition in progress and the file is always valid JSON.
 class ResultsFile {
  public:
   // Starts a new document, or with `resume` continues an existing one (its env is kept).
   ResultsFile(std::string path, nlohmann::json env, const std::string& run_id, bool resume);
 
   [[nodiscard]] bool has_ok(const std::string& key) const;
+  // The configuration with this key, or nullptr.
+  [[nodiscard]] const nlohmann::json* find(const std::string& key) const;
   // Adds or replaces the configuration with the same key, then writes the file.
   void put(const nlohmann::json& config_result);
+  // The same, also setting a top-level field, in one atomic write (a sweep saves each
+  // repetition with the execution record that names it).
+  void put(const nlohmann::json& config_result, const std::string& field, nlohmann::json value);
   void set(const std::string& field, nlohmann::json value);  // a top-level field
   [[nodiscard]] const nlohmann::json& doc() const { return doc_; }
   [[nodiscard]] const std::string& path() const { return path_; }

@@ -117,6 +117,27 @@ class HarnessEndToEnd(unittest.TestCase):
         reason = self.run_and_fault(signal.SIGSTOP)
         self.assertIn("hung", reason)
 
+    def test_sweep_interleaves_repetitions_in_a_recorded_order(self):
+        out = self.dir / "results.json"
+        self.sweep(out, "--models", "reuseport,iterative,epoll-mutex", "--server-threads", "1", "--workloads", "conn",
+                   "--connections", "4", "--duration", "0.2", "--warmup", "0", "--repetitions", "3", "--seed", "12345")
+        doc = json.loads(out.read_text())
+        jsonschema.validate(doc, SCHEMA)
+        ex = doc["execution"]
+        self.assertEqual(ex["seed"], 12345)
+        keys = {c["config"]["key"] for c in doc["configs"]}
+        rounds = [step["round"] for step in ex["sequence"]]
+        # Round 1 of every configuration, then round 2 of every configuration, then round 3.
+        self.assertEqual(rounds, sorted(rounds))
+        self.assertEqual(len(ex["sequence"]), 9)
+        for r in (1, 2, 3):
+            self.assertEqual(sorted(s["key"] for s in ex["sequence"] if s["round"] == r), sorted(keys))
+        for c in doc["configs"]:
+            self.assertEqual(c["status"], "ok", c.get("reason"))
+            self.assertEqual([rep["round"] for rep in c["repetitions"]], [1, 2, 3])
+            positions = [rep["sequence_index"] for rep in c["repetitions"]]
+            self.assertEqual([ex["sequence"][i]["key"] for i in positions], [c["config"]["key"]] * 3)
+
     def test_killed_harness_keeps_finished_configs_and_resume_completes(self):
         out = self.dir / "results.json"
         args = ["--models", "reuseport,epoll-mutex,iterative", "--server-threads", "1", "--workloads", "conn",
