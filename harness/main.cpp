@@ -21,6 +21,7 @@
 #include "env.hpp"
 #include "kernel.hpp"
 #include "matrix.hpp"
+#include "netns.hpp"
 #include "process.hpp"
 #include "results.hpp"
 #include "runner.hpp"
@@ -351,6 +352,27 @@ struct LaunchFlags {
   }
 };
 
+// --netns: "private" (default) moves the harness (client threads not made yet) and every
+// server it starts into a fresh network namespace of their own; "off" keeps the host's.
+// A launcher other than local runs the server elsewhere, so the namespace stays the host's.
+// Returns the record for env.network_namespace; exits 2 on a bad value.
+nlohmann::json apply_netns(const std::string& flag, const std::string& launcher) {
+  if (flag != "private" && flag != "off") usage_error("--netns must be private or off");
+  if (launcher != "local") return {{"mode", "host"}, {"reason", "the server runs through --launcher " + launcher}};
+  if (flag == "off") return {{"mode", "host"}, {"reason", "--netns off"}};
+  try {
+    const NetnsResult r = enter_private_netns();
+    if (r.mode != "private") {
+      fmt::print(stderr, "acceptbench: cannot make a private network namespace ({}); running in the host's namespace, "
+                         "so the kernel counters include any other TCP traffic on this machine\n", r.reason);
+    }
+    return r.to_json();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "acceptbench: error: {}\n", e.what());
+    std::exit(1);
+  }
+}
+
 // Runs the configurations into `file` with their repetitions interleaved: round 1 runs
 // repetition 1 of every configuration, round 2 repetition 2, and so on, each round in an
 // order shuffled by `seed` (and the round), so drift of the machine spreads over every
@@ -451,6 +473,10 @@ int cmd_sweep(int argc, char** argv, bool single) {
                                    : "acceptbench sweep: a matrix of configurations.\n\nOptions");
   d.add_options()("help,h", "print this help")("out", po::value(&out), "results file (default results/<run-id>/results.json)")(
       "bin-dir", po::value(&bin_dir)->default_value(bin_dir), "where the model binaries and models.json are");
+  std::string netns = "private";
+  d.add_options()("netns", po::value(&netns)->default_value(netns),
+                  "private: server and client in a fresh network namespace of their own (loopback, the host's TCP "
+                  "sysctls copied; kernel counters count this run only); off: the host's namespace");
   std::uint64_t seed = std::random_device{}();
   d.add_options()("seed", po::value(&seed), "shuffles the order of configurations within each round of repetitions "
                                             "(default: random; recorded in the results, kept by --resume)");
@@ -478,8 +504,10 @@ int cmd_sweep(int argc, char** argv, bool single) {
   }
   const std::string run_id = new_run_id();
   if (out.empty()) out = "results/" + run_id + "/results.json";
+  const nlohmann::json netns_record = apply_netns(netns, lf.launcher);
   try {
     nlohmann::json env = collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus);
+    env["network_namespace"] = netns_record;
     env["placement"]["launcher"] = lf.launcher;
     env["placement"]["client_hosts"] = nlohmann::json::array();
     for (const auto& h : sweep.base_options.client_hosts) env["placement"]["client_hosts"].push_back(h.describe());
@@ -556,6 +584,8 @@ int cmd_ab(int argc, char** argv) {
       "out", po::value(&out), "folder for A.json, B.json and compare.md (default results/ab-<run-id>)")(
       "threshold", po::value(&o.threshold)->default_value(o.threshold), "as in compare")(
       "alpha", po::value(&o.alpha)->default_value(o.alpha), "as in compare");
+  std::string netns = "private";
+  d.add_options()("netns", po::value(&netns)->default_value(netns), "as in sweep: private or off");
   mf.add_to(d);
   po::variables_map vm;
   if (parse_flags(argc, argv, d, vm)) return 0;
@@ -584,7 +614,9 @@ int cmd_ab(int argc, char** argv) {
     for (const auto& side : {a, b})
       if (!fs::exists(side_bin(side, c.model))) usage_error("no binary " + side_bin(side, c.model));
   if (out.empty()) out = "results/ab-" + new_run_id();
-  const nlohmann::json env = collect_env(configs[0].server_cpus, configs[0].client_cpus);
+  const nlohmann::json netns_record = apply_netns(netns, "local");
+  nlohmann::json env = collect_env(configs[0].server_cpus, configs[0].client_cpus);
+  env["network_namespace"] = netns_record;
   ResultsFile fa(out + "/A.json", env, "A", false), fb(out + "/B.json", env, "B", false);
   fa.set("side", a);
   fb.set("side", b);

@@ -138,6 +138,67 @@ class HarnessEndToEnd(unittest.TestCase):
             positions = [rep["sequence_index"] for rep in c["repetitions"]]
             self.assertEqual([ex["sequence"][i]["key"] for i in positions], [c["config"]["key"]] * 3)
 
+    def run_with_host_traffic(self, netns):
+        """One repetition of reuseport while this test makes TCP connections on the host's loopback; returns
+        (the repetition, connections this test made during it)."""
+        import socket
+        import threading
+        out = self.dir / f"netns-{netns}.json"
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(512)
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+        made = [0]
+
+        def accept_all():
+            listener.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    listener.accept()[0].close()
+                except OSError:
+                    pass
+        acceptor = threading.Thread(target=accept_all)
+        acceptor.start()
+        proc = subprocess.Popen([HARNESS, "run", "--out", str(out), "--model", "reuseport", "--server-threads", "1",
+                                 "--workloads", "conn", "--connections", "2", "--duration", "1.5", "--warmup", "0",
+                                 "--repetitions", "1", "--netns", netns],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while proc.poll() is None and time.monotonic() < deadline and made[0] < 50000:
+                c = socket.create_connection(("127.0.0.1", port), timeout=1)
+                c.close()
+                made[0] += 1
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            stop.set()
+            acceptor.join()
+            listener.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, stderr)
+        doc = json.loads(out.read_text())
+        jsonschema.validate(doc, SCHEMA)
+        return doc, made[0]
+
+    def test_kernel_counters_come_from_a_private_namespace(self):
+        doc, made = self.run_with_host_traffic("private")
+        if doc["env"]["network_namespace"]["mode"] != "private":
+            self.skipTest("no private network namespace here: " + doc["env"]["network_namespace"].get("reason", ""))
+        self.assertGreater(made, 100, "the test made too little traffic on the host to tell")
+        rep = doc["configs"][0]["repetitions"][0]
+        started = rep["client"]["started"]
+        # Every active open in the namespace is one of the run's own connects: none of the host's.
+        self.assertLessEqual(rep["kernel"]["Tcp.ActiveOpens"], started)
+        self.assertGreaterEqual(rep["kernel"]["Tcp.ActiveOpens"], started - rep["client"]["errors"]["total"])
+        # The same with --netns off: the host's traffic shows (the test can tell the difference).
+        doc, made = self.run_with_host_traffic("off")
+        self.assertEqual(doc["env"]["network_namespace"]["mode"], "host")
+        rep = doc["configs"][0]["repetitions"][0]
+        self.assertGreater(rep["kernel"]["Tcp.ActiveOpens"], rep["client"]["started"] + made // 2)
+
     def test_killed_harness_keeps_finished_configs_and_resume_completes(self):
         out = self.dir / "results.json"
         args = ["--models", "reuseport,epoll-mutex,iterative", "--server-threads", "1", "--workloads", "conn",
