@@ -354,11 +354,13 @@ struct LaunchFlags {
 
 // --netns: "private" (default) moves the harness (client threads not made yet) and every
 // server it starts into a fresh network namespace of their own; "off" keeps the host's.
-// A launcher other than local runs the server elsewhere, so the namespace stays the host's.
+// A launcher other than local runs the server elsewhere, and a target off loopback is reached
+// through the host's interfaces: then the namespace stays the host's.
 // Returns the record for env.network_namespace; exits 2 on a bad value.
-nlohmann::json apply_netns(const std::string& flag, const std::string& launcher) {
+nlohmann::json apply_netns(const std::string& flag, const std::string& launcher, const std::string& target_host) {
   if (flag != "private" && flag != "off") usage_error("--netns must be private or off");
   if (launcher != "local") return {{"mode", "host"}, {"reason", "the server runs through --launcher " + launcher}};
+  if (!target_host.starts_with("127.")) return {{"mode", "host"}, {"reason", "the target " + target_host + " is not on loopback"}};
   if (flag == "off") return {{"mode", "host"}, {"reason", "--netns off"}};
   try {
     const NetnsResult r = enter_private_netns();
@@ -504,7 +506,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
   }
   const std::string run_id = new_run_id();
   if (out.empty()) out = "results/" + run_id + "/results.json";
-  const nlohmann::json netns_record = apply_netns(netns, lf.launcher);
+  const nlohmann::json netns_record = apply_netns(netns, lf.launcher, lf.target_host);
   try {
     nlohmann::json env = collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus);
     env["network_namespace"] = netns_record;
@@ -614,7 +616,7 @@ int cmd_ab(int argc, char** argv) {
     for (const auto& side : {a, b})
       if (!fs::exists(side_bin(side, c.model))) usage_error("no binary " + side_bin(side, c.model));
   if (out.empty()) out = "results/ab-" + new_run_id();
-  const nlohmann::json netns_record = apply_netns(netns, "local");
+  const nlohmann::json netns_record = apply_netns(netns, "local", "127.0.0.1");
   nlohmann::json env = collect_env(configs[0].server_cpus, configs[0].client_cpus);
   env["network_namespace"] = netns_record;
   ResultsFile fa(out + "/A.json", env, "A", false), fb(out + "/B.json", env, "B", false);
