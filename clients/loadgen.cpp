@@ -736,8 +736,8 @@ std::string summarize(const LoadResult& r) {
   };
   row("connect", r.connect);
   row("first byte", r.ttfb);
-  row(r.config.rate > 0 ? "total (corr.)" : "total", r.total);
-  if (r.config.rate > 0) row("total (uncorr.)", r.total_uncorrected);
+  row(r.config.rate > 0 ? "total (intended)" : "total", r.total);
+  if (r.config.rate > 0) row("total (actual)", r.total_uncorrected);
   s += fmt::format("  client CPU: busiest thread {:.0f}%{}\n", 100 * r.max_thread_utilization(),
                    r.max_thread_utilization() > 0.9 ? "  (saturated: the client may be the limit)" : "");
   return s;
