@@ -182,8 +182,10 @@ class Worker {
   }
 
   // Open loop: start every connection whose scheduled time has come.
-  // Each start reads the clock again: a start behind others in a burst is that much later.
-  void start_due(std::int64_t now) {
+  // Starts due by `now` (the loop's bound: never more, or a client slower than its schedule
+  // would start connections without ever serving their events). Each start reads the clock
+  // again: a start behind others in a burst is that much later.
+  void start_due(const std::int64_t now) {
     for (std::int64_t due = next_intended(); due <= now && due < end_; due = next_intended()) {
       ++scheduled_;
       const bool measured = due >= measure_start_;
@@ -192,12 +194,12 @@ class Worker {
         if (measured) ++r_.dropped_starts;
         continue;
       }
-      now = mono_ns();
+      const std::int64_t at = mono_ns();
       if (measured) {
-        if (now - due > kLateNs) ++r_.late_starts;
-        r_.start_lateness.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - due)));
+        if (at - due > kLateNs) ++r_.late_starts;
+        r_.start_lateness.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, at - due)));
       }
-      start(due, now);
+      start(due, at);
     }
   }
 
@@ -729,9 +731,9 @@ std::string summarize(const LoadResult& r) {
                                                    r.config.late_threshold_us)
                                      : "");
   }
-  s += "  latency (us)        p50       p90       p99     p99.9    p99.99       max\n";
+  s += "  latency (us)          p50       p90       p99     p99.9    p99.99       max\n";
   auto row = [&](const char* name, const Histogram& h) {
-    s += fmt::format("  {:<14} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", name, us(h.percentile(50)),
+    s += fmt::format("  {:<16} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", name, us(h.percentile(50)),
                      us(h.percentile(90)), us(h.percentile(99)), us(h.percentile(99.9)), us(h.percentile(99.99)), us(h.max()));
   };
   row("connect", r.connect);

@@ -416,7 +416,7 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
   for (int round = 0; round < rounds; ++round) {
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(seed ^ (0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(round + 1)));
+    std::mt19937_64 rng(seed ^ (std::uint64_t{0x9e3779b97f4a7c15} * static_cast<std::uint64_t>(round + 1)));
     std::shuffle(order.begin(), order.end(), rng);
     for (const std::size_t i : order) {
       const RunConfig& c = sweep.configs[i];
@@ -457,8 +457,8 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
 }
 
 nlohmann::json ranking_notes() {
-  return {"Medians over repetitions; 95% intervals of the median are distribution-free (order statistics), with their "
-          "actual coverage.",
+  return {"Medians over repetitions; intervals of the median are distribution-free (order statistics) and labelled "
+          "with their actual coverage (95% needs 6 or more repetitions). Repetitions ran interleaved (execution).",
           "Peak view (workloads conn and keepalive, closed loop): maximum conn/s. On loopback the client pays about twice "
           "the server's CPU per connection, so a configuration flagged client_saturated measures the client, not the "
           "server.",

@@ -70,13 +70,6 @@ ResultsFile::ResultsFile(std::string path, nlohmann::json env, const std::string
   write();
 }
 
-bool ResultsFile::has_ok(const std::string& key) const {
-  for (const auto& c : doc_["configs"]) {
-    if (c["config"]["key"] == key && c["status"] == "ok") return true;
-  }
-  return false;
-}
-
 const nlohmann::json* ResultsFile::find(const std::string& key) const {
   for (const auto& c : doc_["configs"]) {
     if (c["config"]["key"] == key) return &c;

@@ -16,7 +16,6 @@ class ResultsFile {
   // Starts a new document, or with `resume` continues an existing one (its env is kept).
   ResultsFile(std::string path, nlohmann::json env, const std::string& run_id, bool resume);
 
-  [[nodiscard]] bool has_ok(const std::string& key) const;
   // The configuration with this key, or nullptr.
   [[nodiscard]] const nlohmann::json* find(const std::string& key) const;
   // Adds or replaces the configuration with the same key, then writes the file.

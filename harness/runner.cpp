@@ -440,16 +440,4 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
   return out;
 }
 
-nlohmann::json run_config(const RunConfig& c, const RunnerOptions& o, const std::function<void(int)>& on_rep) {
-  nlohmann::json reps = nlohmann::json::array();
-  for (int i = 0; i < c.repetitions; ++i) {
-    if (on_rep) on_rep(i);
-    reps.push_back(run_repetition(c, o));
-  }
-  nlohmann::json result = summarize_config(c, reps);
-  result["config"] = c.to_json();
-  result["repetitions"] = reps;
-  return result;
-}
-
 }  // namespace acceptbench

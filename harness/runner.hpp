@@ -67,8 +67,4 @@ nlohmann::json run_repetition(const RunConfig& config, const RunnerOptions& opti
 // configuration in results JSON).
 nlohmann::json summarize_config(const RunConfig& config, const nlohmann::json& repetitions);
 
-// Runs all repetitions and summarizes. `on_rep(i)` is called before repetition i.
-nlohmann::json run_config(const RunConfig& config, const RunnerOptions& options,
-                          const std::function<void(int)>& on_rep = {});
-
 }  // namespace acceptbench

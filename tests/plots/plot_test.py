@@ -51,6 +51,11 @@ class PlotTest(unittest.TestCase):
         for name in FIGURES:
             self.assertIn(f"({name}.png)", md)
         self.assertIn("Environment:", md)
+        # The fixture has 2 repetitions: the interval of the median is [min, max] at 50%, and
+        # every label says so (never "95% CI").
+        self.assertNotIn("95% CI", md)
+        self.assertIn("actual coverage 50%", md)
+        self.assertIn("50.0%", md)  # in the results table
         page = (self.out / "report.html").read_text()
         self.assertEqual(page.count("data:image/png;base64,"), len(FIGURES))  # self-contained
         self.assertIn("reuseport", page)
