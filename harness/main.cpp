@@ -357,9 +357,11 @@ struct LaunchFlags {
 // A launcher other than local runs the server elsewhere, and a target off loopback is reached
 // through the host's interfaces: then the namespace stays the host's.
 // Returns the record for env.network_namespace; exits 2 on a bad value.
-nlohmann::json apply_netns(const std::string& flag, const std::string& launcher, const std::string& target_host) {
+nlohmann::json apply_netns(const std::string& flag, const std::string& launcher, const std::string& target_host,
+                           bool client_hosts = false) {
   if (flag != "private" && flag != "off") usage_error("--netns must be private or off");
   if (launcher != "local") return {{"mode", "host"}, {"reason", "the server runs through --launcher " + launcher}};
+  if (client_hosts) return {{"mode", "host"}, {"reason", "the load comes from --client-hosts"}};
   if (!target_host.starts_with("127.")) return {{"mode", "host"}, {"reason", "the target " + target_host + " is not on loopback"}};
   if (flag == "off") return {{"mode", "host"}, {"reason", "--netns off"}};
   try {
@@ -506,7 +508,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
   }
   const std::string run_id = new_run_id();
   if (out.empty()) out = "results/" + run_id + "/results.json";
-  const nlohmann::json netns_record = apply_netns(netns, lf.launcher, lf.target_host);
+  const nlohmann::json netns_record = apply_netns(netns, lf.launcher, lf.target_host, !lf.client_hosts.empty());
   try {
     nlohmann::json env = collect_env(sweep.configs[0].server_cpus, sweep.configs[0].client_cpus);
     env["network_namespace"] = netns_record;
