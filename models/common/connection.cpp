@@ -52,11 +52,36 @@ UniqueFd Acceptor::accept_one(int* err) {
   }
   if (*err == EINVAL) return {};  // the listener was shut down: the server stops
   stats_->count_error(*err);
-  if ((*err == EMFILE || *err == ENFILE) && !drop_pending_connection(listen_fd_, spare_)) {
+  if (*err == EMFILE || *err == ENFILE) return accept_with_spare(err);
+  return {};
+}
+
+UniqueFd Acceptor::accept_with_spare(int* err) {
+  if (!spare_) {
     // No spare to give back (descriptors are still exhausted): back off instead of spinning.
-    const timespec pause{0, 1'000'000};
-    ::nanosleep(&pause, nullptr);
+    spare_ = open_spare_descriptor();
+    if (!spare_) {
+      const timespec pause{0, 1'000'000};
+      ::nanosleep(&pause, nullptr);
+    }
+    return {};
   }
+  // accept() takes its descriptor before it looks for a connection, so EMFILE does not
+  // mean one is pending: on a blocking listener this accept waits for the next one, and by
+  // then descriptors may have been freed. Only if the table is still full (the spare cannot
+  // be reopened) is the connection closed unserved; otherwise it is served.
+  spare_.reset();
+  AcceptorStats::add(stats_->accept_calls);
+  const int fd = accept_connection(listen_fd_, nonblocking_);
+  spare_ = open_spare_descriptor();
+  if (fd < 0) return {};  // EAGAIN (nonblocking: nothing pending) or the stop
+  if (spare_) {
+    if (count_accepted_) AcceptorStats::add(stats_->accepted);
+    *err = 0;
+    return UniqueFd(fd);
+  }
+  ::close(fd);  // the peer sees a close instead of waiting in the backlog
+  spare_ = open_spare_descriptor();
   return {};
 }
 
