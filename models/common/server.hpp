@@ -21,6 +21,7 @@ struct ModelSpec {
   bool multi_acceptor = false;   // --threads N applies (N acceptors); otherwise exactly one
   bool event_loop = false;       // nonblocking epoll loops: --accept-batch applies
   bool accept_mutex = false;     // --accept-mutex-delay-ms applies
+  bool max_conns = false;        // a thread or process per connection: --max-conns applies
   std::string_view accept_semantics;  // one line for the stats: how accept is arranged
 };
 
@@ -37,6 +38,7 @@ struct ServerOptions {
   int accept_batch = 1;        // accepts per listen-fd wakeup; 0 = until EAGAIN
   int accept_mutex_delay_ms = 500;  // nginx's accept_mutex_delay
   bool exit_on_stdin_eof = false;   // stop (as on SIGTERM) when stdin reaches EOF: dies with its harness
+  int max_conns = 1024;  // thread-per-conn, fork-per-conn: connections served at once; 0 = no cap
 };
 
 // Parses argv into options for `spec`. Prints help and exits 0 on --help; prints the error
@@ -56,7 +58,9 @@ class Server {
   [[nodiscard]] SharedState& shared() { return *shared_; }
   [[nodiscard]] AcceptorStats& acceptor(int i) { return shared_->acceptors[static_cast<std::size_t>(i)]; }
 
-  [[nodiscard]] bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
+  // Acquire: pairs with the release in the stop, so that the deadline written before it is
+  // seen by any thread (or forked process) that sees the stop.
+  [[nodiscard]] bool stopping() const { return shared_->stopping.load(std::memory_order_acquire); }
   // True once stopping and the grace period is over: in-flight work must be dropped.
   [[nodiscard]] bool past_grace() const;
   // An eventfd that becomes readable when the stop begins (for epoll sets). Any thread.
@@ -85,8 +89,19 @@ class Server {
   // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait.
   void simulate_work() const;
 
-  // Main thread: begins the stop (signal received).
+  // Main thread: begins the stop (signal received). Listeners are shut down first, then the
+  // stop flag and the stop eventfd: a worker woken by them may close its listener, and the fd
+  // number must not be reused before its shutdown().
   void request_stop();
+
+  // A worker failed: the first failure is kept and stops the server at once (no grace);
+  // server_main then exits 2 with the message. Any thread.
+  void fail(const std::string& message);
+  [[nodiscard]] bool failed() const { return failed_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::string failure() const;
+
+  // The Server of this process (the last one made), for run_threads. Null before one exists.
+  static Server* current();
 
  private:
   const ModelSpec& spec_;
@@ -98,6 +113,12 @@ class Server {
   std::vector<int> listeners_;
   std::atomic<int> pending_workers_{0};
   std::uint16_t ready_port_ = 0;
+  std::atomic<bool> stop_begun_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mutex_;
+  std::string failure_;
+
+  void begin_stop(int grace_ms);
 };
 
 // The shared main of every model binary: options, signals, the model on its own thread,
@@ -105,7 +126,8 @@ class Server {
 int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server&));
 
 // Runs body(0) .. body(n-1) on n threads and joins them. The first exception a body throws
-// is rethrown after all have joined.
+// stops the server (Server::current()->fail(), so the other bodies see stopping() and
+// return) and is rethrown after all have joined.
 void run_threads(int n, const std::function<void(int)>& body);
 
 // Waits until shared().live_workers is 0 or the grace period (plus `slack_ms`) is over.
