@@ -9,7 +9,8 @@
 namespace acceptbench {
 
 // Accepts on one listen fd on behalf of one acceptor, counting every call in its stats.
-// Keeps a spare descriptor on /dev/null for EMFILE/ENFILE: close it, accept a connection,
+// The process keeps one spare descriptor on /dev/null (shared by its acceptors, see
+// connection.cpp) for EMFILE/ENFILE: close it, accept a connection,
 // reopen the spare; if the spare cannot be reopened the table is still full and the
 // connection is closed at once (the peer sees a close instead of waiting), otherwise it is
 // returned to be served (on a blocking listener that accept may have waited for the next
@@ -32,7 +33,6 @@ class Acceptor {
   AcceptorStats* stats_;
   bool nonblocking_;
   bool count_accepted_;
-  UniqueFd spare_;
 };
 
 // The EMFILE/ENFILE cure: closes `spare` (an fd on /dev/null), accepts one pending
