@@ -74,6 +74,7 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
     ::dup2(in_read.get(), STDIN_FILENO);
     ::dup2(out_write.get(), STDOUT_FILENO);
     ::dup2(err_write.get(), STDERR_FILENO);
+    ::close_range(3, ~0U, 0);  // nothing of ours (or our parent's) leaks into the server
     ::signal(SIGPIPE, SIG_DFL);
     if (options.rlimit_nofile > 0) {
       const rlimit lim{static_cast<rlim_t>(options.rlimit_nofile), static_cast<rlim_t>(options.rlimit_nofile)};
