@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -208,8 +209,9 @@ void wait_for_workers(Server& server, int slack_ms) {
 }
 
 void Server::register_listener(int fd) {
+  UniqueFd dup(check(::fcntl(fd, F_DUPFD_CLOEXEC, 3), "dup listener"));
   const std::lock_guard lock(listeners_mutex_);
-  listeners_.push_back(fd);
+  listeners_.push_back(std::move(dup));
 }
 
 void Server::announce_ready(std::uint16_t port) {
@@ -261,14 +263,16 @@ std::string Server::failure() const {
 void Server::begin_stop(int grace_ms) {
   if (stop_begun_.exchange(true)) return;
   shared_->stop_deadline_ns.store(now_ns() + std::int64_t{grace_ms} * 1'000'000, std::memory_order_relaxed);
+  // The flag first, so that an acceptor woken by the shutdown sees it (instead of calling
+  // accept() again and again on a dead listener until it does).
+  shared_->stopping.store(true, std::memory_order_release);  // publishes the deadline
   {
     // shutdown() on a listening socket makes a blocked accept() return EINVAL (tested in
-    // tests/common/socket_test.cpp), so blocking acceptors see the stop at once. First,
-    // while every listener is still open: a worker that sees the stop may close its own.
+    // tests/common/socket_test.cpp), so blocking acceptors see the stop at once. Through
+    // our duplicates: the model may already have closed its own fd.
     const std::lock_guard lock(listeners_mutex_);
-    for (const int fd : listeners_) ::shutdown(fd, SHUT_RD);
+    for (const auto& fd : listeners_) ::shutdown(fd.get(), SHUT_RD);
   }
-  shared_->stopping.store(true, std::memory_order_release);  // publishes the deadline
   const std::uint64_t one = 1;
   if (::write(stop_event_.get(), &one, sizeof one) < 0) std::perror("write stop eventfd");
 }

@@ -75,6 +75,7 @@ class Server {
   std::vector<UniqueFd> listen_group(int n, bool nonblocking);
 
   // A listen fd that the stop will shutdown(), which wakes a thread blocked in accept().
+  // Keeps a duplicate of it (one descriptor) until the process exits. Throws if it cannot.
   // Any thread, before announce_ready().
   void register_listener(int fd);
   // Prints the READY line once all listeners listen. Model thread, once.
@@ -89,9 +90,10 @@ class Server {
   // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait.
   void simulate_work() const;
 
-  // Main thread: begins the stop (signal received). Listeners are shut down first, then the
-  // stop flag and the stop eventfd: a worker woken by them may close its listener, and the fd
-  // number must not be reused before its shutdown().
+  // Main thread: begins the stop (signal received): the stop flag, then shutdown() of every
+  // registered listener, then the stop eventfd. The listeners are shut down through
+  // duplicates the Server keeps, so a model that closes its listener once it sees the flag
+  // cannot have that fd number reused by something else before the shutdown() reaches it.
   void request_stop();
 
   // A worker failed: the first failure is kept and stops the server at once (no grace);
@@ -110,7 +112,7 @@ class Server {
   SharedState* shared_;
   UniqueFd stop_event_;
   std::mutex listeners_mutex_;
-  std::vector<int> listeners_;
+  std::vector<UniqueFd> listeners_;  // duplicates: never closed before the process exits
   std::atomic<int> pending_workers_{0};
   std::uint16_t ready_port_ = 0;
   std::atomic<bool> stop_begun_{false};

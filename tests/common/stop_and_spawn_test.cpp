@@ -73,7 +73,8 @@ const ModelSpec kSpec{.id = "test", .accept_semantics = "test"};
 
 // request_stop() must shut the listeners down before it signals the stop eventfd: a worker
 // woken by the eventfd may return and close its listener, and that fd number may be
-// reused before a later shutdown() reaches it.
+// reused before a later shutdown() reaches it. (It shuts them down through duplicates of
+// its own, which the next test checks.)
 TEST(RequestStopTest, ShutsListenersDownBeforeSignallingTheEventfd) {
   Server server(kSpec, ServerOptions{});
   UniqueFd a = server.listen(false, false);
@@ -86,6 +87,27 @@ TEST(RequestStopTest, ShutsListenersDownBeforeSignallingTheEventfd) {
   EXPECT_TRUE(server.stopping());
   pollfd p{server.stop_event_fd(), POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 0), 1);
+}
+
+// A model may close its listener as soon as it sees the stop flag; the stop must still shut
+// the socket down (through the Server's duplicate) and must not touch whatever reuses the
+// number.
+TEST(RequestStopTest, ShutsDownThroughItsOwnDuplicateNotAReusedNumber) {
+  Server server(kSpec, ServerOptions{});
+  UniqueFd listener = server.listen(false, false);
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd other(pair[1]);
+  const int number = listener.get();
+  listener.reset();  // the model closed it...
+  ASSERT_EQ(::dup2(pair[0], number), number);  // ... and the number went to something else
+  ::close(pair[0]);
+  UniqueFd reused(number);
+  server.request_stop();
+  // The unrelated socket now holding the number must still work.
+  EXPECT_EQ(::send(other.get(), "x", 1, MSG_NOSIGNAL), 1) << "the stop shut down an unrelated descriptor";
+  char c = 0;
+  EXPECT_EQ(::recv(reused.get(), &c, 1, MSG_DONTWAIT), 1) << "the stop shut down an unrelated descriptor";
 }
 
 int open_fd_count() {
