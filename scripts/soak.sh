@@ -45,7 +45,7 @@ trap cleanup EXIT
 snapshot() {  # pid -> "zombies fds rss_kb"
   local pid=$1 z=0
   for s in /proc/[0-9]*/stat; do
-    read -r -a f <"$s" 2>/dev/null || continue
+    read -r -a f 2>/dev/null <"$s" || continue
     [[ ${f[3]:-} == "$pid" && ${f[2]:-} == Z ]] && z=$((z + 1))
   done
   echo "$z $(ls /proc/"$pid"/fd | wc -l) $(awk '/^VmRSS/ {print $2}' /proc/"$pid"/status)"
