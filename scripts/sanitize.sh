@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 kinds=("$@")
 ((${#kinds[@]})) || kinds=(address thread)
+status=0  # every kind runs; the exit status says whether all passed
 for kind in "${kinds[@]}"; do
   dir=build-$kind
   launcher=()
@@ -21,6 +22,7 @@ for kind in "${kinds[@]}"; do
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0" \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    ctest --test-dir "$dir" -j2 --output-on-failure -L 'unit|clients|models|harness' --timeout 600
-  echo "sanitize: $kind passed"
+    ctest --test-dir "$dir" -j2 --output-on-failure -L 'unit|clients|models|harness' --timeout 600 \
+    && echo "sanitize: $kind passed" || { echo "sanitize: $kind FAILED"; status=1; }
 done
+exit $status

@@ -51,7 +51,7 @@ snapshot() {  # pid -> "zombies fds rss_kb"
   echo "$z $(ls /proc/"$pid"/fd | wc -l) $(awk '/^VmRSS/ {print $2}' /proc/"$pid"/status)"
 }
 
-# One model's soak; writes "model zomb0 fds0 zomb1 fds1 rss_1min rss_end conns errors" to $work/<model>.row
+# One model's soak; writes "model zomb0 fds0 zomb1 fds1 rss_1min rss_end conns errors kinds" to $work/<model>.row
 soak_one() {
   local m=$1 server_cpu=$2 client_cpu=$3 load=("${@:4}")
   local out=$work/$m.out
@@ -76,12 +76,12 @@ soak_one() {
   end=$(snapshot "$pid")
   kill -TERM "$pid"; wait "$pid" || true
   rm -f "$work/$m.pid"
-  local conns errors
-  read -r conns errors < <(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["connections"], d["errors"]["total"])' "$out.json")
+  local conns errors kinds
+  read -r conns errors kinds < <(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d["errors"]; print(d["connections"], e["total"], ",".join(f"{k}={v}" for k, v in e.items() if k != "total" and v) or "-")' "$out.json")
   read -r z0 f0 _ <<<"$start"
   read -r _ _ r1 <<<"$one"
   read -r z1 f1 r2 <<<"$end"
-  echo "$m $z0 $f0 $z1 $f1 $r1 $r2 $conns $errors" >"$work/$m.row"
+  echo "$m $z0 $f0 $z1 $f1 $r1 $r2 $conns $errors $kinds" >"$work/$m.row"
 }
 
 if ((parallel)); then
@@ -99,7 +99,7 @@ printf '%-18s %6s %6s | %6s %6s | %10s %10s %8s | %12s %7s | %s\n' \
   model zomb0 zomb1 fds0 fds1 rss_1min_kb rss_end_kb drss_kb connections errors verdict
 status=0
 for m in "${models[@]}"; do
-  read -r _ z0 f0 z1 f1 r1 r2 conns errors <"$work/$m.row" || true
+  read -r _ z0 f0 z1 f1 r1 r2 conns errors kinds <"$work/$m.row" || true
   if [[ -z ${errors:-} ]]; then
     printf '%-18s %s\n' "$m" "FAIL (did not start or finish)"; status=1; continue
   fi
@@ -107,7 +107,7 @@ for m in "${models[@]}"; do
   ((z1 <= z0)) || verdict="FAIL zombies"
   ((f1 <= f0)) || verdict="FAIL descriptors"
   (((r2 - r1) <= 1024)) || verdict="FAIL rss"
-  ((errors == 0)) || verdict="FAIL client errors"
+  ((errors == 0)) || verdict="FAIL client errors ($kinds)"
   [[ $verdict == ok ]] || status=1
   printf '%-18s %6s %6s | %6s %6s | %10s %10s %8s | %12s %7s | %s\n' \
     "$m" "$z0" "$z1" "$f0" "$f1" "$r1" "$r2" $((r2 - r1)) "$conns" "$errors" "$verdict"

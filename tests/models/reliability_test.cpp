@@ -108,7 +108,8 @@ TEST_P(MaxConnsTest, CapsLiveWorkersAndServesTheRestInTurn) {
   ServerProcess server = start_model(GetParam(), 1, {"--max-conns", std::to_string(kCap), "--read-timeout-ms", "5000"});
   const int base = live_workers_now(server.pid());
   std::vector<UniqueFd> clients;
-  for (int i = 0; i < kClients; ++i) clients.push_back(connect_loopback(server.port(), 5000));
+  // Generous: under a sanitizer on a loaded machine each turn of a slot takes a while.
+  for (int i = 0; i < kClients; ++i) clients.push_back(connect_loopback(server.port(), 15000));
   // Give the acceptor time to take what it may (it must stop at kCap).
   int most = 0;
   for (int i = 0; i < 10; ++i) {
