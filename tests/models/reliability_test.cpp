@@ -165,8 +165,8 @@ TEST_P(AffinityFailureTest, ServesWhenSchedGetaffinityFails) {
   GTEST_SKIP() << "the sanitizer runtimes need sched_getaffinity (pthread_getattr_np) to start a thread";
 #endif
   SpawnOptions o;
-  o.launcher = {DENY_SYSCALL, std::to_string(SYS_sched_getaffinity), std::to_string(EINVAL)};
-  o.argv = {bin_dir() + "/" + GetParam(), "--port", "0"};
+  o.argv = {DENY_SYSCALL, std::to_string(SYS_sched_getaffinity), std::to_string(EINVAL), bin_dir() + "/" + GetParam(),
+            "--port", "0"};
   if (multi_acceptor(GetParam())) o.argv.insert(o.argv.end(), {"--threads", "2"});
   o.ready_timeout = 5000ms;
   ServerProcess server = ServerProcess::start(o);
