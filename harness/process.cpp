@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -44,10 +45,15 @@ std::vector<char*> exec_argv(std::vector<std::string>& args) {
 
 ServerProcess ServerProcess::start(const SpawnOptions& options) {
   if (options.argv.empty()) throw std::invalid_argument("ServerProcess: empty argv");
-  int in_pipe[2], out_pipe[2], err_pipe[2];
-  check(::pipe2(in_pipe, O_CLOEXEC), "pipe2");
-  check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
-  check(::pipe2(err_pipe, O_CLOEXEC), "pipe2");
+  // Owned from the start, so that a failed pipe2() or fork() closes what was opened.
+  const auto make_pipe = [] {
+    int fds[2];
+    check(::pipe2(fds, O_CLOEXEC), "pipe2");
+    return std::pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  };
+  auto [in_read, in_write] = make_pipe();
+  auto [out_read, out_write] = make_pipe();
+  auto [err_read, err_write] = make_pipe();
   std::vector<std::string> command = options.argv;
   // Remote: a session and process group of its own, led by the server; `-w` keeps setsid
   // waiting so the session (and the server's stdin) stays tied to this ssh.
@@ -55,16 +61,20 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   std::vector<std::string> args = options.launcher.wrap(command, /*keep_stdin=*/true, /*master=*/true);
   std::vector<char*> cargs = exec_argv(args);
 
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     ::setpgid(0, 0);
     // A server must not outlive a harness that was killed: SIGTERM it when we die (behind
-    // ssh this reaches only ssh; there the server's stdin reaching EOF ends it).
+    // ssh this reaches only ssh; there the server's stdin reaching EOF ends it). If we died
+    // before the prctl, no signal will come: the child sees a new parent and gives up.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    ::dup2(in_pipe[0], STDIN_FILENO);
-    ::dup2(out_pipe[1], STDOUT_FILENO);
-    ::dup2(err_pipe[1], STDERR_FILENO);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(in_read.get(), STDIN_FILENO);
+    ::dup2(out_write.get(), STDOUT_FILENO);
+    ::dup2(err_write.get(), STDERR_FILENO);
+    ::close_range(3, ~0U, 0);  // nothing of ours (or our parent's) leaks into the server
     ::signal(SIGPIPE, SIG_DFL);
     if (options.rlimit_nofile > 0) {
       const rlimit lim{static_cast<rlim_t>(options.rlimit_nofile), static_cast<rlim_t>(options.rlimit_nofile)};
@@ -89,15 +99,15 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
     ::_exit(127);
   }
   ::setpgid(pid, pid);  // also from here, so that the group exists before we signal it
-  ::close(in_pipe[0]);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
+  in_read.reset();
+  out_write.reset();
+  err_write.reset();
   ServerProcess p;
   p.pid_ = pid;
   p.launcher_ = options.launcher;
-  p.in_.reset(in_pipe[1]);
-  p.out_.reset(out_pipe[0]);
-  p.err_.reset(err_pipe[0]);
+  p.in_ = std::move(in_write);
+  p.out_ = std::move(out_read);
+  p.err_ = std::move(err_read);
 
   const std::int64_t deadline = now_ns() + options.ready_timeout.count() * 1'000'000;
   for (;;) {
@@ -277,6 +287,7 @@ StopResult ServerProcess::kill_now() {
 std::string run_capture(const std::vector<std::string>& argv, int timeout_ms) {
   int out_pipe[2];
   check(::pipe2(out_pipe, O_CLOEXEC), "pipe2");
+  UniqueFd out(out_pipe[0]), out_write(out_pipe[1]);  // closed on every path, a failed fork too
   std::vector<std::string> args = argv;
   std::vector<char*> cargs = exec_argv(args);
   const pid_t pid = ::fork();
@@ -284,12 +295,11 @@ std::string run_capture(const std::vector<std::string>& argv, int timeout_ms) {
   if (pid == 0) {
     const int devnull = ::open("/dev/null", O_RDONLY);  // never the harness's stdin
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(out_write.get(), STDOUT_FILENO);
     ::execvp(cargs[0], cargs.data());
     ::_exit(127);
   }
-  ::close(out_pipe[1]);
-  UniqueFd out(out_pipe[0]);
+  out_write.reset();
   std::string text;
   const std::int64_t deadline = now_ns() + std::int64_t{timeout_ms} * 1'000'000;
   char buf[65536];

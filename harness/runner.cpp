@@ -275,6 +275,9 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     if (stop.exit_code != 0) return failed(rep, "server stopped badly (" + stop.describe() + "): " + stop.stderr_text);
     if (!stop.stats) return failed(rep, "server printed no JSON stats at exit");
     rep["server"] = *stop.stats;
+    if (!stop.stats->value("clean_shutdown", false)) {
+      return failed(rep, "server did not shut down cleanly (clean_shutdown: false: its model outlived the grace period)");
+    }
 
     // Derived per-repetition figures.
     const double conns = static_cast<double>(r.connections);

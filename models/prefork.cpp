@@ -23,11 +23,13 @@ const ModelSpec kModel{.id = "prefork",
 void run_model(Server& server) {
   UniqueFd listener = server.listen(/*reuseport=*/false, /*nonblocking=*/false);
   std::vector<pid_t> children;
+  const pid_t server_pid = ::getpid();
   for (int id = 0; id < server.options().threads; ++id) {
     const pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != server_pid) ::_exit(0);  // the server died before the prctl
       AcceptorStats& stats = server.acceptor(id);
       Acceptor acceptor(listener.get(), stats, /*nonblocking_connections=*/false);
       // The parent's stop shuts the shared listen socket down, which wakes accept() here too.
@@ -44,7 +46,7 @@ void run_model(Server& server) {
   for (const pid_t pid : children) {
     int status = 0;
     while (::waitpid(pid, &status, WNOHANG) == 0) {
-      if (server.stopping() && now_ns() > server.shared().stop_deadline_ns.load() + 500'000'000) {
+      if (server.stopping() && now_ns() > server.shared().stop_deadline_ns.load(std::memory_order_relaxed) + 500'000'000) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
         break;

@@ -1,6 +1,6 @@
 // reuseport-cbpf: reuseport with a classic BPF program (SO_ATTACH_REUSEPORT_CBPF) that
 // picks the listener by the CPU that processes the SYN: listener = cpu % N. Worker i
-// pins itself to CPU i % (allowed CPUs) so that, on a machine where NIC queues are
+// pins itself to CPU i % (allowed CPUs; no pinning if they cannot be read) so that, on a machine where NIC queues are
 // spread over CPUs, a connection stays on one core from interrupt to application.
 // Differs from reuseport by that choice. Expect on loopback: the SYN is processed on the
 // *client's* CPU, so the listener the client's CPU maps to takes everything (shown by
@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "common/model.hpp"
 #include "sys.hpp"
@@ -46,17 +48,22 @@ void run_model(Server& server) {
   attach_cpu_steering(listeners.front().get(), static_cast<std::uint32_t>(n));
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
-  ::sched_getaffinity(0, sizeof allowed, &allowed);
-  std::vector<int> cpus;
-  for (std::size_t c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(static_cast<int>(c));
+  std::vector<int> cpus;  // empty: the allowed CPUs are unknown, the workers are not pinned
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+    for (std::size_t c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(static_cast<int>(c));
+  } else {
+    fmt::print(stderr, "reuseport-cbpf: sched_getaffinity: {}; workers not pinned\n", errno_name(errno));
+  }
   server.ready_after(n, port);
 
   run_threads(n, [&](int id) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(static_cast<unsigned>(cpus[static_cast<std::size_t>(id) % cpus.size()]), &one);
-    ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+    if (!cpus.empty()) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(static_cast<unsigned>(cpus[static_cast<std::size_t>(id) % cpus.size()]), &one);
+      ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+    }
     EventLoop loop(server, server.acceptor(id));
     loop.watch_listener(listeners[static_cast<std::size_t>(id)].get());
     server.worker_ready();

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstring>
+#include <mutex>
 
 #include "socket.hpp"
 
@@ -13,6 +14,34 @@ namespace acceptbench {
 
 namespace {
 constexpr int kTickMs = 100;
+
+// The Acceptors' spare descriptor: one per process. Threads share the descriptor table, so
+// one free slot is all the cure needs, and one spare per acceptor could fill a small table
+// by itself (eight acceptors under a limit of 16 left no slot for any connection).
+// Borrowed under the mutex, never held across accept(): an acceptor that finds it
+// borrowed opens another if it can (the surplus is closed when both are back).
+struct SpareDescriptor {
+  std::mutex mutex;
+  UniqueFd fd;
+};
+
+SpareDescriptor& process_spare() {
+  static SpareDescriptor spare;
+  return spare;
+}
+
+UniqueFd borrow_spare() {
+  SpareDescriptor& s = process_spare();
+  const std::lock_guard lock(s.mutex);
+  return std::move(s.fd);
+}
+
+void give_back_spare(UniqueFd fd) {
+  if (!fd) return;
+  SpareDescriptor& s = process_spare();
+  const std::lock_guard lock(s.mutex);
+  if (!s.fd) s.fd = std::move(fd);
+}
 
 }  // namespace
 
@@ -34,8 +63,10 @@ Acceptor::Acceptor(int listen_fd, AcceptorStats& stats, bool nonblocking_connect
     : listen_fd_(listen_fd),
       stats_(&stats),
       nonblocking_(nonblocking_connections),
-      count_accepted_(count_accepted),
-      spare_(open_spare_descriptor()) {}
+      count_accepted_(count_accepted) {
+  UniqueFd spare = borrow_spare();
+  give_back_spare(spare ? std::move(spare) : open_spare_descriptor());
+}
 
 UniqueFd Acceptor::accept_one(int* err) {
   AcceptorStats::add(stats_->accept_calls);
@@ -52,11 +83,41 @@ UniqueFd Acceptor::accept_one(int* err) {
   }
   if (*err == EINVAL) return {};  // the listener was shut down: the server stops
   stats_->count_error(*err);
-  if ((*err == EMFILE || *err == ENFILE) && !drop_pending_connection(listen_fd_, spare_)) {
-    // No spare to give back (descriptors are still exhausted): back off instead of spinning.
-    const timespec pause{0, 1'000'000};
-    ::nanosleep(&pause, nullptr);
+  if (*err == EMFILE || *err == ENFILE) return accept_with_spare(err);
+  return {};
+}
+
+UniqueFd Acceptor::accept_with_spare(int* err) {
+  UniqueFd spare = borrow_spare();
+  if (!spare) {
+    // No spare to give back (descriptors are still exhausted, or another acceptor has it):
+    // make one if we can, else back off instead of spinning.
+    spare = open_spare_descriptor();
+    if (!spare) {
+      const timespec pause{0, 1'000'000};
+      ::nanosleep(&pause, nullptr);
+    }
+    give_back_spare(std::move(spare));
+    return {};
   }
+  // accept() takes its descriptor before it looks for a connection, so EMFILE does not
+  // mean one is pending: on a blocking listener this accept waits for the next one, and by
+  // then descriptors may have been freed. Only if the table is still full (the spare cannot
+  // be reopened) is the connection closed unserved; otherwise it is served.
+  spare.reset();
+  AcceptorStats::add(stats_->accept_calls);
+  const int fd = accept_connection(listen_fd_, nonblocking_);
+  spare = open_spare_descriptor();
+  const bool room = spare.valid();
+  give_back_spare(std::move(spare));
+  if (fd < 0) return {};  // EAGAIN (nonblocking: nothing pending) or the stop
+  if (room) {
+    if (count_accepted_) AcceptorStats::add(stats_->accepted);
+    *err = 0;
+    return UniqueFd(fd);
+  }
+  ::close(fd);  // the peer sees a close instead of waiting in the backlog
+  give_back_spare(open_spare_descriptor());
   return {};
 }
 

@@ -9,10 +9,14 @@
 namespace acceptbench {
 
 // Accepts on one listen fd on behalf of one acceptor, counting every call in its stats.
-// Keeps a spare descriptor on /dev/null for EMFILE/ENFILE: close it, accept the pending
-// connection, close that (the peer sees a close instead of waiting), reopen the spare.
-// Without it a level-triggered or blocking accept() would return EMFILE in a busy loop.
-// (The trick is muduo's Acceptor, which credits libev's documentation.) One thread only.
+// The process keeps one spare descriptor on /dev/null (shared by its acceptors, see
+// connection.cpp) for EMFILE/ENFILE: close it, accept a connection,
+// reopen the spare; if the spare cannot be reopened the table is still full and the
+// connection is closed at once (the peer sees a close instead of waiting), otherwise it is
+// returned to be served (on a blocking listener that accept may have waited for the next
+// connection, by when descriptors may be free again). Without it a level-triggered or
+// blocking accept() would return EMFILE in a busy loop. (The trick is muduo's Acceptor,
+// which credits libev's documentation.) One thread only.
 class Acceptor {
  public:
   // With count_accepted false the caller credits `accepted` itself (acceptor-dispatch
@@ -24,11 +28,11 @@ class Acceptor {
   [[nodiscard]] int listen_fd() const { return listen_fd_; }
 
  private:
+  UniqueFd accept_with_spare(int* err);  // after EMFILE/ENFILE
   int listen_fd_;
   AcceptorStats* stats_;
   bool nonblocking_;
   bool count_accepted_;
-  UniqueFd spare_;
 };
 
 // The EMFILE/ENFILE cure: closes `spare` (an fd on /dev/null), accepts one pending

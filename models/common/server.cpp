@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -15,6 +16,10 @@
 #include <exception>
 #include <iostream>
 #include <thread>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -73,7 +78,10 @@ ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec)
         "epoll-mutex: how long a worker without the mutex waits before trying again (nginx accept_mutex_delay)")
     ("exit-on-stdin-eof", po::bool_switch(&o.exit_on_stdin_eof),
         "stop as on SIGTERM when stdin reaches EOF (a harness keeps a pipe open: the server dies with it, "
-        "also behind ssh)");
+        "also behind ssh)")
+    ("max-conns", po::value(&o.max_conns)->default_value(o.max_conns),
+        "thread-per-conn, fork-per-conn: most connections served at once (live threads or children); at the "
+        "cap the acceptor waits, and new connections wait in the backlog, until one closes; 0 = no cap");
   // clang-format on
   po::variables_map vm;
   try {
@@ -101,24 +109,36 @@ ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec)
   require_range(vm, "grace-ms", o.grace_ms, 0, 600'000);
   require_range(vm, "accept-batch", o.accept_batch, 0, 1 << 16);
   require_range(vm, "accept-mutex-delay-ms", o.accept_mutex_delay_ms, 1, 60'000);
+  require_range(vm, "max-conns", o.max_conns, 0, 1 << 20);
   if (!spec.event_loop && !vm["accept-batch"].defaulted()) {
     usage_error(fmt::format("--accept-batch makes no sense for {}: it accepts with blocking accept()", spec.id));
   }
   if (!spec.accept_mutex && !vm["accept-mutex-delay-ms"].defaulted()) {
     usage_error(fmt::format("--accept-mutex-delay-ms makes no sense for {}: it has no accept mutex", spec.id));
   }
+  if (!spec.max_conns && !vm["max-conns"].defaulted()) {
+    usage_error(fmt::format("--max-conns makes no sense for {}: it has no thread or process per connection", spec.id));
+  }
   return o;
 }
+
+namespace {
+std::atomic<Server*> current_server{nullptr};
+}  // namespace
+
+Server* Server::current() { return current_server.load(); }
 
 Server::Server(const ModelSpec& spec, ServerOptions options)
     : spec_(spec),
       options_(std::move(options)),
       responses_(options_.response_bytes),
       shared_(map_shared_state()),
-      stop_event_(check(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")) {}
+      stop_event_(check(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")) {
+  current_server.store(this);
+}
 
 bool Server::past_grace() const {
-  return stopping() && now_ns() >= shared_->stop_deadline_ns.load(std::memory_order_relaxed);
+  return stopping() && now_ns() >= shared_->stop_deadline_ns.load(std::memory_order_relaxed);  // ordered by stopping()
 }
 
 UniqueFd Server::listen(bool reuseport, bool nonblocking, std::uint16_t port) {
@@ -156,12 +176,21 @@ void run_threads(int n, const std::function<void(int)>& body) {
     threads.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
       threads.emplace_back([&, i] {
+        std::string message;
         try {
           body(i);
+          return;
+        } catch (const std::exception& e) {
+          message = e.what();
         } catch (...) {
+          message = "unknown exception";
+        }
+        {
           const std::lock_guard lock(error_mutex);
           if (!first_error) first_error = std::current_exception();
         }
+        // Stop the other workers: a server half alive (or never READY) hides the failure.
+        if (Server* server = Server::current()) server->fail(fmt::format("worker {}: {}", i, message));
       });
     }
   }  // jthreads join here
@@ -172,7 +201,7 @@ void wait_for_workers(Server& server, int slack_ms) {
   auto& live = server.shared().live_workers;
   while (live.load() > 0) {
     if (server.stopping() &&
-        now_ns() > server.shared().stop_deadline_ns.load() + std::int64_t{slack_ms} * 1'000'000) {
+        now_ns() > server.shared().stop_deadline_ns.load(std::memory_order_relaxed) + std::int64_t{slack_ms} * 1'000'000) {
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -180,8 +209,9 @@ void wait_for_workers(Server& server, int slack_ms) {
 }
 
 void Server::register_listener(int fd) {
+  UniqueFd dup(check(::fcntl(fd, F_DUPFD_CLOEXEC, 3), "dup listener"));
   const std::lock_guard lock(listeners_mutex_);
-  listeners_.push_back(fd);
+  listeners_.push_back(std::move(dup));
 }
 
 void Server::announce_ready(std::uint16_t port) {
@@ -213,15 +243,38 @@ void Server::simulate_work() const {
   }
 }
 
-void Server::request_stop() {
-  shared_->stop_deadline_ns.store(now_ns() + std::int64_t{options_.grace_ms} * 1'000'000);
-  shared_->stopping.store(true);
+void Server::request_stop() { begin_stop(options_.grace_ms); }
+
+void Server::fail(const std::string& message) {
+  {
+    const std::lock_guard lock(failure_mutex_);
+    if (failed_.load(std::memory_order_relaxed)) return;
+    failure_ = message;
+    failed_.store(true, std::memory_order_release);
+  }
+  begin_stop(/*grace_ms=*/0);
+}
+
+std::string Server::failure() const {
+  const std::lock_guard lock(failure_mutex_);
+  return failure_;
+}
+
+void Server::begin_stop(int grace_ms) {
+  if (stop_begun_.exchange(true)) return;
+  shared_->stop_deadline_ns.store(now_ns() + std::int64_t{grace_ms} * 1'000'000, std::memory_order_relaxed);
+  // The flag first, so that an acceptor woken by the shutdown sees it (instead of calling
+  // accept() again and again on a dead listener until it does).
+  shared_->stopping.store(true, std::memory_order_release);  // publishes the deadline
+  {
+    // shutdown() on a listening socket makes a blocked accept() return EINVAL (tested in
+    // tests/common/socket_test.cpp), so blocking acceptors see the stop at once. Through
+    // our duplicates: the model may already have closed its own fd.
+    const std::lock_guard lock(listeners_mutex_);
+    for (const auto& fd : listeners_) ::shutdown(fd.get(), SHUT_RD);
+  }
   const std::uint64_t one = 1;
   if (::write(stop_event_.get(), &one, sizeof one) < 0) std::perror("write stop eventfd");
-  // shutdown() on a listening socket makes a blocked accept() return EINVAL (tested in
-  // tests/common/listener_test.cpp), so blocking acceptors see the stop at once.
-  const std::lock_guard lock(listeners_mutex_);
-  for (const int fd : listeners_) ::shutdown(fd, SHUT_RD);
 }
 
 int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server&)) {
@@ -270,7 +323,7 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
   }
 
   bool signalled = false;
-  while (!model_done.load()) {
+  while (!model_done.load() && !server->failed()) {
     const timespec tick{0, 50'000'000};
     const int sig = ::sigtimedwait(&stop_signals, nullptr, &tick);
     if (sig == SIGTERM || sig == SIGINT || stdin_eof.load()) {
@@ -279,9 +332,10 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
       break;
     }
   }
-  // The model must finish within the grace period; give it one more second, then report
-  // what was counted anyway rather than hang.
-  const std::int64_t hard_deadline = now_ns() + (std::int64_t{server->options().grace_ms} + 1000) * 1'000'000;
+  // The model must finish within the grace period (none after a worker failed); give it one
+  // more second, then report what was counted anyway rather than hang.
+  const int grace_ms = server->failed() ? 0 : server->options().grace_ms;
+  const std::int64_t hard_deadline = now_ns() + (std::int64_t{grace_ms} + 1000) * 1'000'000;
   while (!model_done.load() && now_ns() < hard_deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const bool clean = model_done.load();
   if (clean) {
@@ -289,14 +343,21 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
   } else {
     model.detach();
   }
-  if (model_error) {
-    try {
-      std::rethrow_exception(model_error);
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "error: {}\n", e.what());
-      std::fflush(stdout);
-      std::_Exit(2);
+  if (server->failed() || model_error) {
+    std::string message = server->failure();  // a worker's, which a model error may repeat
+    if (message.empty()) {
+      try {
+        std::rethrow_exception(model_error);
+      } catch (const std::exception& e) {
+        message = e.what();
+      } catch (...) {
+        message = "unknown exception";
+      }
     }
+    fmt::print(stderr, "error: {}\n", message);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(2);
   }
 
   nlohmann::json stats = stats_json(server->shared(), server->options().threads);
@@ -306,6 +367,8 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
   stats["threads"] = o.threads;
   stats["accept_semantics"] = spec.accept_semantics;
   stats["clean_shutdown"] = clean;
+  stats["live_workers_peak"] =
+      spec.max_conns ? nlohmann::json(server->shared().live_workers_peak.load()) : nlohmann::json(nullptr);
   stats["signalled"] = signalled;
   stats["config"] = {{"bind", o.bind},
                      {"backlog", o.backlog > 0 ? o.backlog : somaxconn()},
@@ -316,9 +379,14 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
                      {"grace_ms", o.grace_ms},
                      {"accept_batch", spec.event_loop ? nlohmann::json(o.accept_batch) : nlohmann::json(nullptr)},
                      {"accept_mutex_delay_ms",
-                      spec.accept_mutex ? nlohmann::json(o.accept_mutex_delay_ms) : nlohmann::json(nullptr)}};
+                      spec.accept_mutex ? nlohmann::json(o.accept_mutex_delay_ms) : nlohmann::json(nullptr)},
+                     {"max_conns", spec.max_conns ? nlohmann::json(o.max_conns) : nlohmann::json(nullptr)}};
   const std::string text = stats.dump() + "\n";
   if (::write(STDOUT_FILENO, text.data(), text.size()) < 0) std::perror("write stats");
+#if defined(__SANITIZE_ADDRESS__)
+  // _Exit skips LeakSanitizer's check at exit; a leak found here fails the run (exit 23).
+  __lsan_do_leak_check();
+#endif
   std::_Exit(0);  // detached or parked threads must not run destructors under us
 }
 

@@ -21,6 +21,7 @@ struct ModelSpec {
   bool multi_acceptor = false;   // --threads N applies (N acceptors); otherwise exactly one
   bool event_loop = false;       // nonblocking epoll loops: --accept-batch applies
   bool accept_mutex = false;     // --accept-mutex-delay-ms applies
+  bool max_conns = false;        // a thread or process per connection: --max-conns applies
   std::string_view accept_semantics;  // one line for the stats: how accept is arranged
 };
 
@@ -37,6 +38,7 @@ struct ServerOptions {
   int accept_batch = 1;        // accepts per listen-fd wakeup; 0 = until EAGAIN
   int accept_mutex_delay_ms = 500;  // nginx's accept_mutex_delay
   bool exit_on_stdin_eof = false;   // stop (as on SIGTERM) when stdin reaches EOF: dies with its harness
+  int max_conns = 1024;  // thread-per-conn, fork-per-conn: connections served at once; 0 = no cap
 };
 
 // Parses argv into options for `spec`. Prints help and exits 0 on --help; prints the error
@@ -56,7 +58,9 @@ class Server {
   [[nodiscard]] SharedState& shared() { return *shared_; }
   [[nodiscard]] AcceptorStats& acceptor(int i) { return shared_->acceptors[static_cast<std::size_t>(i)]; }
 
-  [[nodiscard]] bool stopping() const { return shared_->stopping.load(std::memory_order_relaxed); }
+  // Acquire: pairs with the release in the stop, so that the deadline written before it is
+  // seen by any thread (or forked process) that sees the stop.
+  [[nodiscard]] bool stopping() const { return shared_->stopping.load(std::memory_order_acquire); }
   // True once stopping and the grace period is over: in-flight work must be dropped.
   [[nodiscard]] bool past_grace() const;
   // An eventfd that becomes readable when the stop begins (for epoll sets). Any thread.
@@ -71,6 +75,7 @@ class Server {
   std::vector<UniqueFd> listen_group(int n, bool nonblocking);
 
   // A listen fd that the stop will shutdown(), which wakes a thread blocked in accept().
+  // Keeps a duplicate of it (one descriptor) until the process exits. Throws if it cannot.
   // Any thread, before announce_ready().
   void register_listener(int fd);
   // Prints the READY line once all listeners listen. Model thread, once.
@@ -85,8 +90,20 @@ class Server {
   // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait.
   void simulate_work() const;
 
-  // Main thread: begins the stop (signal received).
+  // Main thread: begins the stop (signal received): the stop flag, then shutdown() of every
+  // registered listener, then the stop eventfd. The listeners are shut down through
+  // duplicates the Server keeps, so a model that closes its listener once it sees the flag
+  // cannot have that fd number reused by something else before the shutdown() reaches it.
   void request_stop();
+
+  // A worker failed: the first failure is kept and stops the server at once (no grace);
+  // server_main then exits 2 with the message. Any thread.
+  void fail(const std::string& message);
+  [[nodiscard]] bool failed() const { return failed_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::string failure() const;
+
+  // The Server of this process (the last one made), for run_threads. Null before one exists.
+  static Server* current();
 
  private:
   const ModelSpec& spec_;
@@ -95,9 +112,15 @@ class Server {
   SharedState* shared_;
   UniqueFd stop_event_;
   std::mutex listeners_mutex_;
-  std::vector<int> listeners_;
+  std::vector<UniqueFd> listeners_;  // duplicates: never closed before the process exits
   std::atomic<int> pending_workers_{0};
   std::uint16_t ready_port_ = 0;
+  std::atomic<bool> stop_begun_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mutex_;
+  std::string failure_;
+
+  void begin_stop(int grace_ms);
 };
 
 // The shared main of every model binary: options, signals, the model on its own thread,
@@ -105,7 +128,8 @@ class Server {
 int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server&));
 
 // Runs body(0) .. body(n-1) on n threads and joins them. The first exception a body throws
-// is rethrown after all have joined.
+// stops the server (Server::current()->fail(), so the other bodies see stopping() and
+// return) and is rethrown after all have joined.
 void run_threads(int n, const std::function<void(int)>& body);
 
 // Waits until shared().live_workers is 0 or the grace period (plus `slack_ms`) is over.

@@ -45,7 +45,14 @@ struct SharedState {
   std::atomic<int> listen_in_sets{0};
   std::atomic<int> listen_in_sets_max{0};
   std::atomic<std::int64_t> live_workers{0};  // threads/children serving connections now
+  std::atomic<std::int64_t> live_workers_peak{0};  // the most live_workers ever was
   std::array<AcceptorStats, kMaxAcceptors> acceptors{};
+
+  // A thread or child starts serving a connection (the acceptor's thread only).
+  void worker_started() {
+    const std::int64_t now = live_workers.fetch_add(1) + 1;
+    if (now > live_workers_peak.load(std::memory_order_relaxed)) live_workers_peak.store(now, std::memory_order_relaxed);
+  }
 };
 
 // Maps a zeroed SharedState into MAP_SHARED anonymous memory (inherited across fork()).

@@ -4,8 +4,15 @@
 # Usage: wrk_ab.sh BIN_DIR MODEL
 set -euo pipefail
 bin=$1 model=$2
+# Multi-acceptor models run with two acceptors (on 2 cores the default would hide a model
+# that cannot take more than one). models.json is read as JSON, not grepped by line.
+acceptors=$(python3 -c 'import json, sys
+for m in json.load(open(sys.argv[1]))["models"]:
+    if m["id"] == sys.argv[2]: print(m["acceptors"])' "$bin/models.json" "$model")
+[[ -n $acceptors ]] || { echo "FAIL: $model is not in $bin/models.json"; exit 1; }
 threads=()
-if grep -q "\"id\": \"$model\".*\"acceptors\": \"\(threads\|processes\)\"" "$bin/models.json"; then threads=(--threads 2); fi
+want_threads=1
+if [[ $acceptors != one ]]; then threads=(--threads 2); want_threads=2; fi
 
 out=$(mktemp)
 trap 'kill -TERM "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
@@ -14,6 +21,8 @@ pid=$!
 for _ in $(seq 100); do grep -q '^READY' "$out" && break; sleep 0.05; done
 port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
 [[ -n $port ]] || { echo "no READY from $model"; exit 1; }
+ready_threads=$(sed -n 's/^READY .* threads=\([0-9]*\).*/\1/p' "$out")
+[[ $ready_threads == "$want_threads" ]] || { echo "FAIL: $model runs $ready_threads acceptors, wanted $want_threads"; exit 1; }
 url="http://127.0.0.1:$port/"
 
 fail=0

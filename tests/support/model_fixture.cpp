@@ -34,6 +34,13 @@ bool multi_acceptor(const std::string& model) {
   return false;
 }
 
+bool model_flag(const std::string& model, const std::string& key) {
+  for (const auto& m : models_json()["models"]) {
+    if (m["id"] == model) return m.value(key, false);
+  }
+  return false;
+}
+
 ServerProcess start_model(const std::string& model, int threads, std::vector<std::string> extra, int rlimit_nofile) {
   SpawnOptions o;
   o.rlimit_nofile = rlimit_nofile;

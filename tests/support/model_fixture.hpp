@@ -15,6 +15,8 @@ std::string bin_dir();
 // The model ids from bin/models.json (the one list of models), in file order.
 std::vector<std::string> model_ids();
 bool multi_acceptor(const std::string& model);
+// A true/false field of the model's entry in models.json ("max_conns"); false if absent.
+bool model_flag(const std::string& model, const std::string& key);
 
 // Starts bin/<model> --port 0 [extra...]; multi-acceptor models get --threads `threads`.
 ServerProcess start_model(const std::string& model, int threads = 2, std::vector<std::string> extra = {},
