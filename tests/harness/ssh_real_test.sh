@@ -63,6 +63,7 @@ attach() {  # NS -> prints its address
   ip -n "$ns" link set lo up
 }
 
+mkdir -m 700 "$tmp/home"
 ssh-keygen -q -t ed25519 -N '' -C abtest -f "$tmp/host_key"
 ssh-keygen -q -t ed25519 -N '' -C abtest -f "$tmp/id"
 cp "$tmp/id.pub" "$tmp/authorized_keys"
@@ -86,6 +87,9 @@ UsePAM no
 StrictModes no
 PrintMotd no
 LogLevel ERROR
+# The remote shell reads \$HOME/.bashrc (Debian's bash does for ssh commands): a home of the
+# test's own keeps the machine's rc files (which may hang, e.g. on a stale lock) out of it.
+SetEnv HOME=$tmp/home
 EOF
   # /run/sshd (privilege separation) as a tmpfs in sshd's own mount namespace.
   ip netns exec "$ns" unshare --mount --propagation private sh -c \
