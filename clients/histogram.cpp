@@ -60,10 +60,16 @@ void Histogram::reset() { *this = Histogram(); }
 
 double Histogram::mean() const { return count_ ? static_cast<double>(sum_ / static_cast<long double>(count_)) : 0.0; }
 
+std::uint64_t Histogram::rank_of(double p, std::uint64_t count) {
+  // 99.9 / 100 * 5000 is 4995.000000000001: a relative tolerance far below one rank (for any
+  // count below 10^11) takes the rounding off before the ceil.
+  const double x = std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(count);
+  return std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(x * (1 - 1e-12))), 1, count);
+}
+
 std::uint64_t Histogram::percentile(double p) const {
   if (count_ == 0) return 0;
-  p = std::clamp(p, 0.0, 100.0);
-  const auto rank = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_))));
+  const std::uint64_t rank = rank_of(p, count_);
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBucketCount; ++i) {
     seen += counts_[i];

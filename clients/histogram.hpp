@@ -30,11 +30,16 @@ class Histogram {
   [[nodiscard]] std::uint64_t min() const { return count_ ? min_ : 0; }
   [[nodiscard]] std::uint64_t max() const { return max_; }
   [[nodiscard]] std::uint64_t clamped() const { return clamped_; }
+  [[nodiscard]] std::uint64_t bucket_count(std::size_t index) const { return counts_.at(index); }
   [[nodiscard]] double mean() const;
   // The value at percentile p in [0, 100]: the midpoint of the bucket that holds the
   // ceil(p/100 * count)-th smallest value, kept within [min, max]. 0 when empty.
   [[nodiscard]] std::uint64_t percentile(double p) const;
 
+  // The rank (1..count) of percentile p: ceil(p/100 * count), computed so that a level that
+  // falls on a sample (99.9 of 5000: rank 4995) is not pushed to the next rank by the binary
+  // rounding of p/100. count > 0.
+  static std::uint64_t rank_of(double p, std::uint64_t count);
   static std::size_t bucket_of(std::uint64_t value);
   static std::uint64_t bucket_low(std::size_t index);
   static std::uint64_t bucket_width(std::size_t index);
