@@ -12,6 +12,7 @@
 #include <iostream>
 #include <numeric>
 #include <random>
+#include <system_error>
 
 #include <boost/program_options.hpp>
 #include <fmt/chrono.h>
@@ -20,6 +21,9 @@
 #include "compare.hpp"
 #include "env.hpp"
 #include "kernel.hpp"
+#include "export.hpp"
+#include "junit.hpp"
+#include "layout.hpp"
 #include "matrix.hpp"
 #include "netns.hpp"
 #include "process.hpp"
@@ -43,6 +47,7 @@ constexpr const char* kUsage =
     "  merge    loadgen JSON results of several clients merged into one (histograms exactly)\n"
     "  probe    prints a server process's CPU and context switches (--pid) and the kernel's TCP counters\n"
     "           (--kernel) as JSON: the reader the harness runs on the server's host behind ssh or netns\n"
+    "  export   RESULTS.json as CSV (one row per repetition) or HdrHistogram .hgrm files\n"
     "  attach-cost-model  folds cost_model's Google Benchmark JSON into a results file\n";
 
 [[noreturn]] void usage_error(const std::string& m) {
@@ -69,10 +74,10 @@ bool parse_flags(int argc, char** argv, const po::options_description& d, po::va
   return false;
 }
 
-std::string self_dir() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? "." : exe.parent_path().string();
+// models.json and presets/ for a --bin-dir: a build's bin folder has them beside the
+// binaries; else they are where this acceptbench's own layout keeps them.
+std::string data_dir_for(const std::string& bin_dir, const Layout& layout) {
+  return fs::exists(bin_dir + "/models.json") ? bin_dir : layout.data_dir;
 }
 
 template <typename T>
@@ -343,11 +348,17 @@ struct LaunchFlags {
     }
     if (!any_ssh && !remote_bin_dir.empty()) usage_error("--remote-bin-dir goes with ssh hosts");
     if (!any_ssh && (!ssh_config.empty() || !ssh_options.empty())) usage_error("--ssh-config and --ssh-option go with ssh hosts");
-    const std::string here = self_dir();
+    const Layout layout = find_layout();
+    const std::string here = layout.exe_dir;  // this acceptbench's folder: loadgen is beside it
     const std::string there = remote_bin_dir.empty() ? bin_dir : remote_bin_dir;
-    o.probe_binary = (o.launcher.remote() ? there : here) + "/acceptbench";
+    // acceptbench (the probe) and loadgen on the remote hosts: in --remote-bin-dir or a given
+    // --bin-dir (a build's bin/ holds everything); else at this host's paths, where the package
+    // puts them on every host (/usr/bin, the models in /usr/libexec/acceptbench).
+    const std::string there_tools =
+        !remote_bin_dir.empty() ? remote_bin_dir : (bin_dir == layout.bin_dir ? layout.exe_dir : bin_dir);
+    o.probe_binary = (o.launcher.remote() ? there_tools : here) + "/acceptbench";
     o.loadgen_binary = here + "/loadgen";
-    o.remote_loadgen_binary = there + "/loadgen";
+    o.remote_loadgen_binary = there_tools + "/loadgen";
     if (o.launcher.remote()) bin_dir = there;
   }
 };
@@ -471,12 +482,14 @@ nlohmann::json ranking_notes() {
 int cmd_sweep(int argc, char** argv, bool single) {
   MatrixFlags mf;
   LaunchFlags lf;
-  std::string out, bin_dir = self_dir();
+  const Layout layout = find_layout();
+  std::string out, bin_dir = layout.bin_dir;
   bool resume = false;
   po::options_description d(single ? "acceptbench run: one configuration x R repetitions.\n\nOptions"
                                    : "acceptbench sweep: a matrix of configurations.\n\nOptions");
   d.add_options()("help,h", "print this help")("out", po::value(&out), "results file (default results/<run-id>/results.json)")(
-      "bin-dir", po::value(&bin_dir)->default_value(bin_dir), "where the model binaries and models.json are");
+      "bin-dir", po::value(&bin_dir)->default_value(bin_dir),
+      "where the model binaries are (models.json and presets/ too in a build tree; else from the install's share/acceptbench)");
   std::string netns = "private";
   d.add_options()("netns", po::value(&netns)->default_value(netns),
                   "private: server and client in a fresh network namespace of their own (loopback, the host's TCP "
@@ -492,9 +505,9 @@ int cmd_sweep(int argc, char** argv, bool single) {
   if (resume && out.empty()) usage_error("--resume needs --out FILE");
   SweepRun sweep;
   try {
-    sweep.catalog = load_models(bin_dir);
-    const std::string presets = fs::exists(bin_dir + "/presets") ? bin_dir + "/presets" : ACCEPTBENCH_SOURCE_DIR "/harness/presets";
-    MatrixSpec spec = mf.build(presets, single ? "" : "quick");
+    const std::string data_dir = data_dir_for(bin_dir, layout);
+    sweep.catalog = load_models(data_dir);
+    MatrixSpec spec = mf.build(data_dir + "/presets", single ? "" : "quick");
     if (single && spec.workloads.size() == 1 && mf.workloads.empty()) spec.workloads = {"conn"};
     sweep.configs = spec.expand(sweep.catalog);
   } catch (const std::invalid_argument& e) {
@@ -533,7 +546,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
 }
 
 int cmd_compare(int argc, char** argv) {
-  std::string base, next, markdown, json_out;
+  std::string base, next, markdown, json_out, junit;
   CompareOptions o;
   po::options_description d(
       "acceptbench compare BASE NEW: per configuration, the median ratio of conn/s, server CPU per connection and p99\n"
@@ -545,7 +558,9 @@ int cmd_compare(int argc, char** argv) {
                                                    "effect-size threshold: relative change of the median conn/s or CPU/conn that counts")(
       "latency-threshold", po::value(&o.latency_threshold)->default_value(o.latency_threshold), "the same for p99 latency")(
       "alpha", po::value(&o.alpha)->default_value(o.alpha), "family-wise significance level (Holm over configurations)")(
-      "markdown", po::value(&markdown), "write a Markdown summary here")("json", po::value(&json_out), "write the rows as JSON here");
+      "markdown", po::value(&markdown), "write a Markdown summary here")("json", po::value(&json_out), "write the rows as JSON here")(
+      "junit", po::value(&junit), "write JUnit XML here: a test case per configuration and metric, failed on a regression, "
+                                  "an error case when the repetitions cannot reach significance");
   po::positional_options_description pos;
   pos.add("base", 1).add("new", 1);
   po::variables_map vm;
@@ -562,6 +577,7 @@ int cmd_compare(int argc, char** argv) {
                                                      {"cannot_decide", r.unreachable ? nlohmann::json(r.cannot_decide) : nlohmann::json(nullptr)}}
                                           .dump(1));
     }
+    if (!junit.empty()) write_file_atomically(junit, compare_junit_xml(r.rows, o.alpha, "BASE", "NEW"));
     if (r.unreachable) {
       fmt::print(stderr, "acceptbench: {}\n", r.cannot_decide);
       return 2;
@@ -569,12 +585,14 @@ int cmd_compare(int argc, char** argv) {
     return r.regressions > 0 ? 1 : 0;
   } catch (const std::invalid_argument& e) {
     usage_error(e.what());
+  } catch (const std::system_error& e) {  // an output file that cannot be written
+    usage_error(e.what());
   }
 }
 
 int cmd_ab(int argc, char** argv) {
   MatrixFlags mf;
-  std::string a, b, out;
+  std::string a, b, out, junit;
   int rounds = 0;
   CompareOptions o;
   po::options_description d(
@@ -587,7 +605,8 @@ int cmd_ab(int argc, char** argv) {
                                                                  "reach alpha after Holm (at least 8)")(
       "out", po::value(&out), "folder for A.json, B.json and compare.md (default results/ab-<run-id>)")(
       "threshold", po::value(&o.threshold)->default_value(o.threshold), "as in compare")(
-      "alpha", po::value(&o.alpha)->default_value(o.alpha), "as in compare");
+      "alpha", po::value(&o.alpha)->default_value(o.alpha), "as in compare")(
+      "junit", po::value(&junit), "also write JUnit XML here (as compare --junit)");
   std::string netns = "private";
   d.add_options()("netns", po::value(&netns)->default_value(netns), "as in sweep: private or off");
   mf.add_to(d);
@@ -604,9 +623,10 @@ int cmd_ab(int argc, char** argv) {
   std::vector<RunConfig> configs;
   std::vector<ModelInfo> catalog;
   try {
-    catalog = load_models(self_dir());
+    const Layout layout = find_layout();
+    catalog = load_models(layout.data_dir);
     if (binaries && mf.models.empty()) mf.models = fs::path(a).filename().string();
-    MatrixSpec spec = mf.build(ACCEPTBENCH_SOURCE_DIR "/harness/presets", "");
+    MatrixSpec spec = mf.build(layout.presets_dir(), "");
     spec.repetitions = 1;
     configs = spec.expand(catalog);
   } catch (const std::invalid_argument& e) {
@@ -654,6 +674,7 @@ int cmd_ab(int argc, char** argv) {
     const CompareReport r = compare_results(fa.doc(), fb.doc(), o, "A", "B");
     fmt::print("{}", r.table);
     write_file_atomically(out + "/compare.md", r.markdown);
+    if (!junit.empty()) write_file_atomically(junit, compare_junit_xml(r.rows, o.alpha, "A", "B"));
     fmt::print("A: {}\nB: {}\nsummary: {}\n", fa.path(), fb.path(), out + "/compare.md");
     if (r.unreachable) {
       fmt::print(stderr, "acceptbench: {}\n", r.cannot_decide);
@@ -662,6 +683,9 @@ int cmd_ab(int argc, char** argv) {
     return r.regressions > 0 ? 1 : 0;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "acceptbench: {}\n", e.what());
+    return 2;
+  } catch (const std::system_error& e) {  // compare.md or --junit cannot be written; A.json and B.json are saved
+    fmt::print(stderr, "acceptbench: {}\nA: {}\nB: {}\n", e.what(), fa.path(), fb.path());
     return 2;
   }
 }
@@ -733,37 +757,74 @@ int cmd_probe(int argc, char** argv) {
   return 0;
 }
 
-// Which primitives (cost_model benchmark names) each model pays per connection, beyond
-// the connect + accept + close that every model pays.
-nlohmann::json primitives_per_model() {
-  const std::string base = "BM_ConnectAcceptClose";
-  return {{"iterative", {base, "BM_AcceptWakeRoundTrip"}},
-          {"thread-per-conn", {base, "BM_AcceptWakeRoundTrip", "BM_ThreadCreateJoin"}},
-          {"fork-per-conn", {base, "BM_AcceptWakeRoundTrip", "BM_ForkExitWait"}},
-          {"epoll-mutex", {base, "BM_EpollWakeRoundTrip", "BM_MutexUncontended", "BM_EpollCtlAddDel"}},
-          {"reuseport", {base, "BM_EpollWakeRoundTrip", "BM_ReuseportConnect/4"}},
-          {"shared-accept", {base, "BM_AcceptWakeRoundTrip"}},
-          {"prefork", {base, "BM_AcceptWakeRoundTrip"}},
-          {"epoll-shared", {base, "BM_EpollWakeRoundTrip"}},
-          {"epoll-exclusive", {base, "BM_EpollWakeRoundTrip"}},
-          {"acceptor-dispatch", {base, "BM_AcceptWakeRoundTrip", "BM_HandoffEventfd/real_time", "BM_MutexUncontended"}},
-          {"reuseport-cbpf", {base, "BM_EpollWakeRoundTrip", "BM_ReuseportConnect/4"}},
-          {"asio-reuseport", {base, "BM_EpollWakeRoundTrip", "BM_ReuseportConnect/4"}},
-          {"io-uring", {"BM_IoUringAccept"}}};
+// Which primitives (cost_model benchmark names) each model pays per connection: the
+// "primitives" of each model in models.json.
+nlohmann::json primitives_per_model(const std::vector<ModelInfo>& catalog) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& m : catalog)
+    if (!m.primitives.empty()) out[m.id] = m.primitives;
+  return out;
+}
+
+int cmd_export(int argc, char** argv) {
+  std::string results, format, out, unit = "ms";
+  po::options_description d(
+      "acceptbench export RESULTS.json --format csv|hgrm: the results in formats other tools read.\n"
+      "  csv:  one row per configuration and repetition (columns: results/SCHEMA.md, \"CSV export\")\n"
+      "  hgrm: HdrHistogram percentile distributions (as wrk2 prints them; HdrHistogram's plotter reads them),\n"
+      "        one file per configuration and latency kind (connect, ttfb, total, total_uncorrected)\n\nOptions");
+  d.add_options()("help,h", "print this help")("results", po::value(&results), "results JSON (acceptbench/1)")(
+      "format", po::value(&format), "csv or hgrm (required)")(
+      "out", po::value(&out), "csv: the file (default: stdout); hgrm: the folder (required)")(
+      "unit", po::value(&unit)->default_value(unit), "hgrm value unit: ms (as wrk2) or us");
+  po::positional_options_description pos;
+  pos.add("results", 1);
+  po::variables_map vm;
+  if (parse_flags(argc, argv, d, vm, &pos)) return 0;
+  if (results.empty()) usage_error("export needs a RESULTS.json");
+  if (format != "csv" && format != "hgrm") usage_error("--format must be csv or hgrm");
+  if (unit != "ms" && unit != "us") usage_error("--unit must be ms or us");
+  if (format == "hgrm" && out.empty()) usage_error("--format hgrm needs --out FOLDER");
+  try {
+    const nlohmann::json doc = load_results(results);
+    if (format == "csv") {
+      const std::string csv = results_csv(doc);
+      if (out.empty()) {
+        fmt::print("{}", csv);
+      } else {
+        write_file_atomically(out, csv);
+      }
+      return 0;
+    }
+    const auto files = results_hgrm(doc, unit == "ms" ? 1e6 : 1e3);
+    if (files.empty()) usage_error(results + " has no latency samples: no successful repetition completed a connection");
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec) usage_error("cannot create '" + out + "': " + ec.message());
+    for (const auto& f : files) write_file_atomically(out + "/" + f.name, f.text);
+    fmt::print("{} files in {}\n", files.size(), out);
+    return 0;
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  } catch (const std::system_error& e) {  // an output file that cannot be written
+    usage_error(e.what());
+  }
 }
 
 int cmd_attach_cost_model(int argc, char** argv) {
-  std::string results, cost;
+  std::string results, cost, data_dir = find_layout().data_dir;
   po::options_description d(
       "acceptbench attach-cost-model: adds cost_model's Google Benchmark JSON (--benchmark_out) to a results file\n"
-      "as its cost_model section, with the primitives each model pays per connection.\n\nOptions");
+      "as its cost_model section, with the primitives each model pays per connection (from models.json).\n\nOptions");
   d.add_options()("help,h", "print this help")("results", po::value(&results), "results JSON to update")(
-      "cost-model", po::value(&cost), "Google Benchmark JSON");
+      "cost-model", po::value(&cost), "Google Benchmark JSON")(
+      "models-dir", po::value(&data_dir)->default_value(data_dir), "the folder of models.json");
   po::variables_map vm;
   if (parse_flags(argc, argv, d, vm)) return 0;
   if (results.empty() || cost.empty()) usage_error("attach-cost-model needs --results and --cost-model");
   try {
     nlohmann::json doc = load_results(results);
+    const std::vector<ModelInfo> catalog = load_models(data_dir);
     std::ifstream in(cost);
     if (!in) throw std::invalid_argument("cannot read '" + cost + "'");
     nlohmann::json gb;
@@ -780,7 +841,7 @@ int cmd_attach_cost_model(int argc, char** argv) {
     }
     doc["cost_model"] = {{"context", gb.value("context", nlohmann::json::object())},
                          {"benchmarks", gb["benchmarks"]},
-                         {"per_model", primitives_per_model()},
+                         {"per_model", primitives_per_model(catalog)},
                          {"note", "Round trips (Handoff*, *WakeRoundTrip) cross two threads and back: one hand-off or "
                                   "wake-up is about half. Connect/accept benchmarks close with RST (no TIME_WAIT)."}};
     write_file_atomically(results, doc.dump() + "\n");
@@ -807,6 +868,7 @@ int main(int argc, char** argv) {
   if (cmd == "ab") return cmd_ab(argc - 1, argv + 1);
   if (cmd == "merge") return cmd_merge(argc - 1, argv + 1);
   if (cmd == "probe") return cmd_probe(argc - 1, argv + 1);
+  if (cmd == "export") return cmd_export(argc - 1, argv + 1);
   if (cmd == "attach-cost-model") return cmd_attach_cost_model(argc - 1, argv + 1);
   fmt::print(stderr, "acceptbench: error: unknown command '{}'\n\n{}", cmd, kUsage);
   return 2;

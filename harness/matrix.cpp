@@ -11,15 +11,16 @@
 
 namespace acceptbench {
 
-std::vector<ModelInfo> load_models(const std::string& bin_dir) {
-  const std::string path = bin_dir + "/models.json";
+std::vector<ModelInfo> load_models(const std::string& dir) {
+  const std::string path = dir + "/models.json";
   std::ifstream in(path);
   if (!in) throw std::invalid_argument("cannot read " + path + " (is --bin-dir a build's bin folder?)");
   std::vector<ModelInfo> out;
   try {
     const nlohmann::json doc = nlohmann::json::parse(in);  // kept alive for the loop
     for (const auto& m : doc.at("models")) {
-      out.push_back({m.at("id"), m.at("acceptors") != "one", m.value("summary", "")});
+      out.push_back({m.at("id"), m.at("acceptors") != "one", m.value("summary", ""),
+                     m.value("primitives", std::vector<std::string>{})});
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(path + ": " + e.what());

@@ -9,13 +9,16 @@
 
 namespace acceptbench {
 
-// The models a build has: bin/models.json beside the binaries (the one list).
+// The models a build has: models.json (the one list), beside the binaries in a build tree,
+// in share/acceptbench when installed (layout.hpp).
 struct ModelInfo {
   std::string id;
   bool multi_acceptor = false;
   std::string summary;
+  std::vector<std::string> primitives;  // cost_model benchmarks the model pays per connection
 };
-std::vector<ModelInfo> load_models(const std::string& bin_dir);
+// Reads <dir>/models.json; throws std::invalid_argument when missing or malformed.
+std::vector<ModelInfo> load_models(const std::string& dir);
 const ModelInfo* find_model(const std::vector<ModelInfo>& models, const std::string& id);
 
 // A sweep: models x server threads x workloads x (connections or rates). Read from a

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config dpkg-dev ccache
   libboost-dev libboost-program-options-dev libboost-math-dev
   libfmt-dev nlohmann-json3-dev libbenchmark-dev libbenchmark-tools libgtest-dev googletest
   liburing-dev clang libclang-rt-14-dev

@@ -23,6 +23,18 @@ PY
 cp "$src/tests/fixtures/quick_results.json" "$tmp/results.json"
 "$bin/acceptbench" attach-cost-model --results "$tmp/results.json" --cost-model "$tmp/cost.json"
 /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['cost_model']['benchmarks'] and d['cost_model']['per_model']" "$tmp/results.json"
+# The primitives each model pays are models.json's: a changed models.json changes them.
+mkdir "$tmp/models"
+/usr/bin/python3 - "$bin/models.json" "$tmp/models/models.json" "$tmp/results.json" <<'PY'
+import json, sys
+models = json.load(open(sys.argv[1]))
+per_model = json.load(open(sys.argv[3]))["cost_model"]["per_model"]
+assert per_model == {m["id"]: m["primitives"] for m in models["models"]}, per_model
+models["models"][0]["primitives"] = ["BM_Changed"]
+json.dump(models, open(sys.argv[2], "w"))
+PY
+"$bin/acceptbench" attach-cost-model --results "$tmp/results.json" --cost-model "$tmp/cost.json" --models-dir "$tmp/models"
+/usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); m=json.load(open(sys.argv[2]))['models'][0]['id']; assert d['cost_model']['per_model'][m] == ['BM_Changed']" "$tmp/results.json" "$tmp/models/models.json"
 echo '{"nope": 1}' > "$tmp/bad.json"
 if "$bin/acceptbench" attach-cost-model --results "$tmp/results.json" --cost-model "$tmp/bad.json" 2>"$tmp/err"; then
   echo "FAIL: garbage accepted"; exit 1

@@ -107,7 +107,7 @@ TEST(CompareTest, BadInputIsAClearError) {
 }
 
 TEST(MatrixTest, ExpandsModelsThreadsAndWorkloads) {
-  const std::vector<ModelInfo> catalog = {{"iterative", false, ""}, {"reuseport", true, ""}};
+  const std::vector<ModelInfo> catalog = {{"iterative", false, "", {}}, {"reuseport", true, "", {}}};
   MatrixSpec spec;
   spec.apply(nlohmann::json::parse(R"({"models": "all", "server_threads": [1, 4], "workloads": ["conn", "cost"],
                                        "connections": [8, 64], "rates": [1000]})"));
