@@ -577,7 +577,7 @@ int cmd_compare(int argc, char** argv) {
                                                      {"cannot_decide", r.unreachable ? nlohmann::json(r.cannot_decide) : nlohmann::json(nullptr)}}
                                           .dump(1));
     }
-    if (!junit.empty()) write_file_atomically(junit, compare_junit_xml(r.rows, o.alpha, "BASE", "NEW"));
+    if (!junit.empty()) write_file_atomically(junit, compare_junit_xml(r.rows, o.alpha, "BASE", "NEW", r.unreachable ? r.cannot_decide : ""));
     if (r.unreachable) {
       fmt::print(stderr, "acceptbench: {}\n", r.cannot_decide);
       return 2;
@@ -674,7 +674,7 @@ int cmd_ab(int argc, char** argv) {
     const CompareReport r = compare_results(fa.doc(), fb.doc(), o, "A", "B");
     fmt::print("{}", r.table);
     write_file_atomically(out + "/compare.md", r.markdown);
-    if (!junit.empty()) write_file_atomically(junit, compare_junit_xml(r.rows, o.alpha, "A", "B"));
+    if (!junit.empty()) write_file_atomically(junit, compare_junit_xml(r.rows, o.alpha, "A", "B", r.unreachable ? r.cannot_decide : ""));
     fmt::print("A: {}\nB: {}\nsummary: {}\n", fa.path(), fb.path(), out + "/compare.md");
     if (r.unreachable) {
       fmt::print(stderr, "acceptbench: {}\n", r.cannot_decide);
