@@ -63,10 +63,11 @@ std::string safe_name(const std::string& key) {
 const std::vector<std::string>& csv_columns() {
   static const std::vector<std::string> kColumns = {
       "run_id", "key", "model", "workload", "mode", "server_threads", "client_threads", "connections", "rate",
-      "requests_per_conn", "work_us", "sleep_us", "response_bytes", "close", "duration_s", "repetition", "status",
+      "requests_per_conn", "work_us", "sleep_us", "response_bytes", "close", "duration_s", "repetition", "round", "status",
       "reason", "window_s", "client_connections", "client_requests", "conn_per_s", "req_per_s",
       "server_cpu_us_per_conn", "server_cpu_utilization", "ctx_switches_per_conn", "client_max_thread_utilization",
-      "client_saturated", "client_errors", "late_starts", "dropped_starts", "connect_p99_us", "total_p50_us",
+      "client_saturated", "client_errors", "late_starts", "dropped_starts", "client_late", "start_lateness_p99_us",
+      "connect_p99_us", "total_p50_us",
       "total_p90_us", "total_p99_us", "total_p999_us", "total_max_us", "total_uncorrected_p99_us", "passive_opens",
       "listen_overflows", "listen_drops", "crosscheck_ratio"};
   return kColumns;
@@ -94,7 +95,8 @@ std::string results_csv(const nlohmann::json& doc) {
             scalar(at_path(cfg, {"rate"})), scalar(at_path(cfg, {"requests_per_conn"})),
             scalar(at_path(cfg, {"work_us"})), scalar(at_path(cfg, {"sleep_us"})),
             scalar(at_path(cfg, {"response_bytes"})), scalar(at_path(cfg, {"close"})),
-            scalar(at_path(cfg, {"duration_s"})), std::to_string(index++), rep.value("status", ""),
+            scalar(at_path(cfg, {"duration_s"})), std::to_string(index++), scalar(at_path(rep, {"round"})),
+            rep.value("status", ""),
             rep.value("reason", ""), measured(at_path(rep, {"client", "window_s"})),
             measured(at_path(rep, {"client", "connections"})), measured(at_path(rep, {"client", "requests"})),
             measured(at_path(rep, {"derived", "conn_per_s"})), measured(at_path(rep, {"derived", "req_per_s"})),
@@ -104,7 +106,8 @@ std::string results_csv(const nlohmann::json& doc) {
             measured(at_path(rep, {"derived", "client_max_thread_utilization"})),
             measured(at_path(rep, {"derived", "client_saturated"})),
             measured(at_path(rep, {"client", "errors", "total"})), measured(at_path(rep, {"client", "late_starts"})),
-            measured(at_path(rep, {"client", "dropped_starts"})), ok ? latency_us(rep, "connect", 99) : "",
+            measured(at_path(rep, {"client", "dropped_starts"})), measured(at_path(rep, {"derived", "client_late"})),
+            measured(at_path(rep, {"derived", "start_lateness_p99_us"})), ok ? latency_us(rep, "connect", 99) : "",
             ok ? latency_us(rep, "total", 50) : "", ok ? latency_us(rep, "total", 90) : "",
             ok ? latency_us(rep, "total", 99) : "", ok ? latency_us(rep, "total", 99.9) : "",
             ok ? latency_us(rep, "total", -1) : "", ok ? latency_us(rep, "total_uncorrected", 99) : "",

@@ -123,6 +123,9 @@ class InstalledCopy(unittest.TestCase):
             self.assertEqual((row["key"], int(row["repetition"]), row["status"]), (key, j, rep["status"]))
             self.assertAlmostEqual(float(row["conn_per_s"]), rep["derived"]["conn_per_s"], places=6)
             self.assertEqual(int(row["client_connections"]), rep["client"]["connections"])
+            self.assertEqual(row["round"], str(rep.get("round", "")))
+            if rep["status"] == "ok":
+                self.assertEqual(row["client_late"], "true" if rep["derived"]["client_late"] else "false")
             if rep["client"]["latency_ns"]["total"]["count"]:
                 self.assertAlmostEqual(float(row["total_p99_us"]) * 1000, rep["client"]["latency_ns"]["total"]["p99"],
                                        delta=1e-6)
