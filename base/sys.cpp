@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 namespace acceptbench {
 
 void throw_errno(std::string_view what) { throw_errno(errno, what); }
@@ -15,7 +17,7 @@ void throw_errno(int err, std::string_view what) {
 
 std::string errno_name(int err) {
   if (const char* name = ::strerrorname_np(err)) return name;
-  return "E" + std::to_string(err);
+  return fmt::format("E{}", err);  // not "E" + to_string: GCC 12 warns falsely (-Wrestrict, PR 105651)
 }
 
 std::string read_small_file(const std::string& path) {
