@@ -1,8 +1,10 @@
 #include "server.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -13,8 +15,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -277,6 +282,73 @@ void Server::begin_stop(int grace_ms) {
   if (::write(stop_event_.get(), &one, sizeof one) < 0) std::perror("write stop eventfd");
 }
 
+namespace {
+
+nlohmann::json rusage_json(int who) {
+  rusage u{};
+  ::getrusage(who, &u);
+  auto us = [](const timeval& t) { return std::int64_t{t.tv_sec} * 1'000'000 + t.tv_usec; };
+  return {{"utime_us", us(u.ru_utime)}, {"stime_us", us(u.ru_stime)}, {"nvcsw", u.ru_nvcsw}, {"nivcsw", u.ru_nivcsw}};
+}
+
+std::string slurp_or_empty(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::uint64_t status_value(const std::string& status, const char* key) {
+  const std::size_t at = status.find(key);
+  return at == std::string::npos ? 0 : std::strtoull(status.c_str() + at + std::strlen(key), nullptr, 10);
+}
+
+// Child processes still alive (prefork's workers, fork-per-conn's children in flight): their
+// context switches reach RUSAGE_CHILDREN only once reaped, so a snapshot adds them from
+// /proc (every task of each child). A child reaped between two snapshots shows its whole
+// life in the second and its part so far in the first: the difference is right. The
+// kernel here may lack /proc/PID/task/TID/children, so this scans /proc for our PPID.
+nlohmann::json live_children_json() {
+  const pid_t self = ::getpid();
+  std::uint64_t nvcsw = 0, nivcsw = 0, n = 0;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return {{"processes", 0}, {"nvcsw", 0}, {"nivcsw", 0}};
+  while (dirent* e = ::readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const std::string dir = std::string("/proc/") + e->d_name;
+    const std::string stat = slurp_or_empty(dir + "/stat");
+    const std::size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &ppid) != 2 || ppid != self || state == 'Z') continue;
+    ++n;
+    DIR* tasks = ::opendir((dir + "/task").c_str());
+    if (!tasks) continue;
+    while (dirent* t = ::readdir(tasks)) {
+      if (t->d_name[0] == '.') continue;
+      const std::string status = slurp_or_empty(dir + "/task/" + t->d_name + "/status");
+      nvcsw += status_value(status, "\nvoluntary_ctxt_switches:");
+      nivcsw += status_value(status, "nonvoluntary_ctxt_switches:");
+    }
+    ::closedir(tasks);
+  }
+  ::closedir(proc);
+  return {{"processes", n}, {"nvcsw", nvcsw}, {"nivcsw", nivcsw}};
+}
+
+}  // namespace
+
+nlohmann::json snapshot_json(const SharedState& state, int acceptors, std::uint64_t seq) {
+  nlohmann::json s = stats_json(state, acceptors);
+  s["seq"] = seq;
+  s["mono_ns"] = now_ns();
+  s["rusage_self"] = rusage_json(RUSAGE_SELF);          // every thread, exited ones included
+  s["rusage_children"] = rusage_json(RUSAGE_CHILDREN);  // reaped children
+  s["live_children"] = live_children_json();
+  return s;
+}
+
 int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server&)) {
   ServerOptions options = parse_server_options(argc, argv, spec);
 
@@ -286,6 +358,7 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);  // a snapshot request (the harness, at a window's edges)
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   std::unique_ptr<Server> server;
@@ -323,9 +396,17 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
   }
 
   bool signalled = false;
+  std::uint64_t snapshots = 0;
   while (!model_done.load() && !server->failed()) {
     const timespec tick{0, 50'000'000};
     const int sig = ::sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig == SIGUSR1) {
+      // One line, one write(2), so that it arrives whole through a pipe or ssh.
+      const std::string line =
+          "SNAPSHOT " + snapshot_json(server->shared(), server->options().threads, ++snapshots).dump() + "\n";
+      if (::write(STDOUT_FILENO, line.data(), line.size()) < 0) std::perror("write snapshot");
+      continue;
+    }
     if (sig == SIGTERM || sig == SIGINT || stdin_eof.load()) {
       signalled = sig == SIGTERM || sig == SIGINT;
       server->request_stop();

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "clock.hpp"
 #include "http.hpp"
 #include "stats.hpp"
@@ -122,6 +124,11 @@ class Server {
 
   void begin_stop(int grace_ms);
 };
+
+// The reply to a snapshot request (SIGUSR1): the acceptors' counters now (stats_json), plus
+// getrusage(RUSAGE_SELF) and (RUSAGE_CHILDREN) and the context switches of live child
+// processes, so that the harness can difference two snapshots around its window.
+nlohmann::json snapshot_json(const SharedState& state, int acceptors, std::uint64_t seq);
 
 // The shared main of every model binary: options, signals, the model on its own thread,
 // READY, and the stats JSON at exit. `run` is the model; it returns once stopped.
