@@ -160,12 +160,37 @@ class Worker {
     const double cpu = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0_) / 1e9;
     const double spin = std::min(cpu, static_cast<double>(spin_ns_total_) / 1e9);
     r_.cpu.push_back({cpu, r_.window_s > 0 ? (cpu - spin) / r_.window_s : 0, spin});
+    if (c_.drain_ms > 0) drain(now);
     for (auto& s : slots_) {
       if (s.phase == Phase::kFree) continue;
       if (s.measured) ++r_.unfinished;
       abort_slot(s);
     }
     r_.source_addresses = sources_.size();
+  }
+
+  // After the window: no new starts; serve the measured connections in flight until they
+  // are done or drain_ms is over, so that the server's work on them lands before the
+  // harness's end sample and their latency is kept (as late completions).
+  void drain(std::int64_t now) {
+    const std::int64_t until = now + std::int64_t{c_.drain_ms} * 1'000'000;
+    std::int64_t last_sweep = now;
+    std::array<epoll_event, 512> events{};
+    auto in_flight = [&] {
+      return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.phase != Phase::kFree && s.measured; });
+    };
+    while (now < until && in_flight()) {
+      std::int64_t wait_ns = std::min<std::int64_t>(until - now, 10'000'000);
+      if (!delayed_.empty()) wait_ns = std::min(wait_ns, std::max<std::int64_t>(0, send_delayed(now) - now));
+      const timespec ts{0, static_cast<long>(wait_ns)};
+      const int n = ::epoll_pwait2(epoll_.get(), events.data(), static_cast<int>(events.size()), &ts, nullptr);
+      now = mono_ns();
+      for (int i = 0; i < n; ++i) on_event(static_cast<std::size_t>(events[static_cast<std::size_t>(i)].data.u64), events[static_cast<std::size_t>(i)].events, now);
+      if (now - last_sweep >= 100'000'000) {
+        last_sweep = now;
+        expire(now);
+      }
+    }
   }
 
   LoadResult& result() { return r_; }
@@ -379,7 +404,14 @@ class Worker {
       const auto bucket = static_cast<std::size_t>((now - measure_start_) / (std::int64_t{c_.timeseries_ms} * 1'000'000));
       if (bucket < r_.timeseries.size()) ++r_.timeseries[bucket];
     } else if (s.measured) {
-      ++r_.unfinished;  // finished just after the window closed: in flight at its end
+      // Finished after the window closed: in flight at its end. Its latency is kept (a
+      // server falling behind must not lose its tail), but it is not in the window's rate.
+      ++r_.late_completions;
+      r_.drain_s = std::max(r_.drain_s, static_cast<double>(now - end_) / 1e9);
+      r_.connect.record(static_cast<std::uint64_t>(s.connected - s.started));
+      r_.ttfb.record(static_cast<std::uint64_t>(s.first_byte - s.started));
+      r_.total.record(static_cast<std::uint64_t>(done - s.intended));
+      r_.total_uncorrected.record(static_cast<std::uint64_t>(done - s.started));
     }
     release(id, /*reset=*/c_.close == ClosePolicy::kReset);
     if (rate_ <= 0) start_next(now);
@@ -509,6 +541,7 @@ void validate(const LoadConfig& c) {
   if (!(c.duration_s > 0) || c.duration_s > 86'400) bad("duration must be in (0, 86400] seconds");
   if (c.warmup_s < 0 || c.warmup_s > 3600) bad("warmup must be in [0, 3600] seconds");
   if (c.timeout_ms < 1) bad("timeout must be >= 1 ms");
+  if (c.drain_ms < 0 || c.drain_ms > 600'000) bad("drain must be in [0, 600000] ms");
   if (c.max_in_flight < c.threads) bad("max in flight must be >= threads");
   if (c.timeseries_ms < 1) bad("timeseries interval must be >= 1 ms");
   if (c.slow_fraction < 0 || c.slow_fraction > 1) bad("slow fraction must be in [0, 1]");
@@ -536,6 +569,7 @@ nlohmann::json to_json(const LoadConfig& c) {
           {"close", to_string(c.close)},
           {"path", c.path},
           {"timeout_ms", c.timeout_ms},
+          {"drain_ms", c.drain_ms},
           {"max_in_flight", c.max_in_flight},
           {"spread_sources", c.spread_sources},
           {"cpus", c.cpus},
@@ -591,6 +625,8 @@ nlohmann::json LoadResult::to_json() const {
           {"client_late", client_late()},
           {"dropped_starts", dropped_starts},
           {"unfinished", unfinished},
+          {"late_completions", late_completions},
+          {"drain_s", drain_s},
           {"errors", errs},
           {"source_addresses", source_addresses},
           {"latency_ns",
@@ -611,6 +647,8 @@ void LoadResult::merge(const LoadResult& o) {
   late_starts += o.late_starts;
   dropped_starts += o.dropped_starts;
   unfinished += o.unfinished;
+  late_completions += o.late_completions;
+  drain_s = std::max(drain_s, o.drain_s);
   for (std::size_t k = 0; k < errors.size(); ++k) errors[k] += o.errors[k];
   connect.merge(o.connect);
   ttfb.merge(o.ttfb);
@@ -645,6 +683,8 @@ LoadResult LoadResult::from_json(const nlohmann::json& j) {
     r.late_starts = j.at("late_starts");
     r.dropped_starts = j.at("dropped_starts");
     r.unfinished = j.at("unfinished");
+    r.late_completions = j.value("late_completions", std::uint64_t{0});
+    r.drain_s = j.value("drain_s", 0.0);
     for (std::size_t k = 0; k < r.errors.size(); ++k) r.errors[k] = j.at("errors").at(to_string(static_cast<ErrorKind>(k)));
     const auto& l = j.at("latency_ns");
     r.connect = Histogram::from_json(l.at("connect"));

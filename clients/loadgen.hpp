@@ -48,6 +48,10 @@ struct LoadConfig {
   int spin_us = 50;
   // Open loop: the run is flagged client_late when the p99 of start lateness exceeds this.
   double late_threshold_us = 20;
+  // After the window: measured connections still in flight get up to this long to finish.
+  // They count as late_completions (latency recorded, not in the rate); those still not
+  // done are unfinished. 0: no drain (in flight at the window's end = unfinished).
+  int drain_ms = 0;
 };
 
 // "0", "0-1", "0,2-3" -> CPU numbers; throws std::invalid_argument on anything else.
@@ -76,7 +80,10 @@ struct LoadResult {
   std::uint64_t started = 0;      // measured connection starts (open loop: scheduled)
   std::uint64_t late_starts = 0;  // open loop: started more than 1 ms after the schedule
   std::uint64_t dropped_starts = 0;  // open loop: not started (max_in_flight reached)
-  std::uint64_t unfinished = 0;   // still in flight when the window closed
+  std::uint64_t unfinished = 0;   // still in flight when the window (and the drain) closed
+  std::uint64_t late_completions = 0;  // measured, completed after the window: in the
+                                       // latency histograms, not in `connections`
+  double drain_s = 0;  // from the window's end to the last late completion
   std::array<std::uint64_t, static_cast<std::size_t>(ErrorKind::kCount)> errors{};
   Histogram connect, ttfb, total, total_uncorrected;
   // Open loop: actual start - scheduled start of every measured start (ns).

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     ("close", po::value(&close)->default_value(close), "who closes: client, server (Connection: close), rst (SO_LINGER 0)")
     ("path", po::value(&c.path)->default_value(c.path), "request path")
     ("timeout-ms", po::value(&c.timeout_ms)->default_value(c.timeout_ms), "a connection without progress this long fails")
+    ("drain-ms", po::value(&c.drain_ms)->default_value(c.drain_ms),
+        "after the window, let measured connections in flight finish for up to this long (late completions)")
     ("max-in-flight", po::value(&c.max_in_flight)->default_value(c.max_in_flight), "open loop: cap on connections in flight")
     ("slow-fraction", po::value(&c.slow_fraction)->default_value(0), "this fraction of connections are slow clients")
     ("slow-ms", po::value(&c.slow_ms)->default_value(0), "a slow client waits this long between handshake and request")
