@@ -60,12 +60,18 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   if (options.launcher.remote()) command.insert(command.begin(), {"setsid", "-w"});
   std::vector<std::string> args = options.launcher.wrap(command, /*keep_stdin=*/true, /*master=*/true);
   std::vector<char*> cargs = exec_argv(args);
+  auto cgroup = std::make_unique<ServerCgroup>();
+  if (options.cgroup && !options.launcher.remote()) *cgroup = ServerCgroup::create();
 
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     ::setpgid(0, 0);
+    if (cgroup->cpu_available() && !cgroup->join_in_child()) {
+      const char msg[] = "acceptbench: could not join the server's cgroup\n";
+      (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+    }
     // A server must not outlive a harness that was killed: SIGTERM it when we die (behind
     // ssh this reaches only ssh; there the server's stdin reaching EOF ends it). If we died
     // before the prctl, no signal will come: the child sees a new parent and gives up.
@@ -108,6 +114,7 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   p.in_ = std::move(in_write);
   p.out_ = std::move(out_read);
   p.err_ = std::move(err_read);
+  p.cgroup_ = std::move(cgroup);
 
   const std::int64_t deadline = now_ns() + options.ready_timeout.count() * 1'000'000;
   for (;;) {
@@ -127,6 +134,7 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
       if (server_pid <= 1) throw std::runtime_error("server printed '" + p.ready_line_ + "': a pid <= 1");
       p.server_pid_ = server_pid;
       p.threads_ = threads;
+      p.cgroup_->confirm(pid);  // the child joined before exec, long before READY
       return p;
     }
     if (!p.alive()) {
@@ -161,6 +169,8 @@ ServerProcess& ServerProcess::operator=(ServerProcess&& o) noexcept {
     threads_ = o.threads_;
     in_ = std::move(o.in_);
     launcher_ = std::move(o.launcher_);
+    cgroup_ = std::move(o.cgroup_);
+    snapshots_requested_ = o.snapshots_requested_;
   }
   return *this;
 }
@@ -180,6 +190,41 @@ ServerProcess::~ServerProcess() {
     if (launcher_.remote()) kill_remote_group();
     kill_group(pid_, SIGKILL);
     ::waitpid(pid_, &wait_status_, 0);
+  }
+  if (cgroup_) cgroup_->remove();
+}
+
+std::string ServerProcess::cgroup_why() const {
+  if (launcher_.remote()) return "the server runs on another host";
+  if (!cgroup_) return "no cgroup";
+  return cgroup_->cpu_available() ? std::string() : cgroup_->why().empty() ? "cgroups disabled" : cgroup_->why();
+}
+
+std::optional<nlohmann::json> ServerProcess::snapshot(std::chrono::milliseconds timeout) {
+  if (!alive()) return std::nullopt;
+  // The server numbers its snapshots 1, 2, ...: a late reply to an earlier request that
+  // timed out is told apart by its number and dropped.
+  const std::uint64_t wanted = ++snapshots_requested_;
+  signal_server(SIGUSR1);
+  const std::int64_t deadline = now_ns() + timeout.count() * 1'000'000;
+  for (;;) {
+    for (std::size_t at = out_buf_.find("SNAPSHOT "); at != std::string::npos; at = out_buf_.find("SNAPSHOT ", at)) {
+      const std::size_t eol = out_buf_.find('\n', at);
+      if (eol == std::string::npos) break;  // not whole yet
+      if (at != 0 && out_buf_[at - 1] != '\n') {
+        at = eol;
+        continue;
+      }
+      const std::string line = out_buf_.substr(at + 9, eol - at - 9);
+      out_buf_.erase(at, eol + 1 - at);
+      try {
+        nlohmann::json j = nlohmann::json::parse(line);
+        if (j.value("seq", std::uint64_t{0}) >= wanted) return j;
+      } catch (const nlohmann::json::exception&) {
+      }
+    }
+    if (now_ns() >= deadline || !out_) return std::nullopt;
+    pump(5);
   }
 }
 
@@ -270,6 +315,7 @@ StopResult ServerProcess::stop(std::chrono::milliseconds grace) {
   } else {
     kill_group(pid_, SIGKILL);  // leftovers of the group (orphaned children), if any
   }
+  if (cgroup_) cgroup_->remove();  // and of the cgroup, which also holds setsid()ed ones
   return finish(killed);
 }
 
@@ -279,8 +325,10 @@ StopResult ServerProcess::kill_now() {
     kill_group(pid_, SIGKILL);  // behind ssh: ssh ends, the server's stdin there reaches EOF
     ::waitpid(pid_, &wait_status_, 0);
     reaped_ = true;
+    if (cgroup_) cgroup_->remove();
     return finish(true);
   }
+  if (cgroup_) cgroup_->remove();
   return finish(false);
 }
 

@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "cgroup.hpp"
 #include "launcher.hpp"
 #include "unique_fd.hpp"
 
@@ -24,6 +26,8 @@ struct SpawnOptions {
   std::vector<int> cpus;              // sched_setaffinity before exec; empty: no pinning
   std::chrono::milliseconds ready_timeout{10'000};
   int rlimit_nofile = 0;  // > 0: RLIMIT_NOFILE for the server (a resource-limit test)
+  // Put the server in a cgroup of its own (ServerCgroup) before exec; local servers only.
+  bool cgroup = true;
 };
 
 struct StopResult {
@@ -64,6 +68,14 @@ class ServerProcess {
   // SIGKILL the group now (a crash, for tests) and reap.
   StopResult kill_now();
 
+  // Asks the server for a snapshot (SIGUSR1, through the launcher when remote) and waits
+  // up to `timeout` for its "SNAPSHOT {json}" line; nullopt if none came.
+  std::optional<nlohmann::json> snapshot(std::chrono::milliseconds timeout);
+  // The server's cgroup; nullptr when none could be made (then CPU comes from /proc).
+  [[nodiscard]] const ServerCgroup* cgroup() const { return cgroup_ && cgroup_->cpu_available() ? cgroup_.get() : nullptr; }
+  // Why there is no cgroup (empty when there is one).
+  [[nodiscard]] std::string cgroup_why() const;
+
  private:
   ServerProcess() = default;
   void pump(int timeout_ms);
@@ -84,6 +96,8 @@ class ServerProcess {
   int threads_ = 0;
   UniqueFd in_;  // the server's stdin
   Launcher launcher_;
+  std::unique_ptr<ServerCgroup> cgroup_;
+  std::uint64_t snapshots_requested_ = 0;
 };
 
 // Runs argv to completion (at most timeout_ms, then SIGKILL) and returns its stdout;

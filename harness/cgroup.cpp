@@ -1,0 +1,256 @@
+#include "cgroup.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace acceptbench {
+
+namespace {
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The harness's own path in the hierarchy of `controller` (v1), or of v2 when
+// controller is empty, from /proc/self/cgroup ("4:memory:/a/b", "0::/c").
+std::optional<std::string> own_path(const std::string& controller) {
+  const auto text = read_text("/proc/self/cgroup");
+  if (!text) return std::nullopt;
+  std::istringstream lines(*text);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t a = line.find(':');
+    const std::size_t b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (path == "/") path.clear();
+    if (controller.empty()) {
+      if (line.compare(0, a, "0") == 0 && controllers.empty()) return path;
+      continue;
+    }
+    std::istringstream list(controllers);
+    for (std::string c; std::getline(list, c, ',');) {
+      if (c == controller) return path;
+    }
+  }
+  return std::nullopt;
+}
+
+std::atomic<int> counter{0};
+
+// Cgroups of harnesses that were killed before they could remove theirs: empty ones whose
+// harness PID is gone are removed (rmdir fails on a cgroup that still holds a process).
+void remove_stale(const std::string& parent) {
+  DIR* d = ::opendir(parent.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    int pid = 0;
+    if (std::sscanf(e->d_name, "acceptbench-%d-", &pid) != 1 || pid <= 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    ::rmdir((parent + "/" + e->d_name).c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
+ServerCgroup ServerCgroup::create(const std::string& root_arg) {
+  ServerCgroup g;
+  std::string root = root_arg;
+  if (root.empty()) {
+    const char* env = std::getenv("ACCEPTBENCH_CGROUP_ROOT");
+    root = env && *env ? env : "/sys/fs/cgroup";
+  }
+  const std::string name = fmt::format("acceptbench-{}-{}", ::getpid(), counter.fetch_add(1));
+  std::vector<std::string> failures;
+  // Makes hierarchy_mount/<own path>/<name>; returns its path or empty.
+  auto make = [&](const std::string& mount, const std::string& controller) -> std::string {
+    const auto own = own_path(controller);
+    if (!own) {
+      failures.push_back(fmt::format("{}: not in /proc/self/cgroup", mount));
+      return {};
+    }
+    remove_stale(mount + *own);
+    const std::string dir = mount + *own + "/" + name;
+    if (::mkdir(dir.c_str(), 0755) < 0) {
+      failures.push_back(fmt::format("mkdir {}: {}", dir, std::strerror(errno)));
+      return {};
+    }
+    const int fd = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      failures.push_back(fmt::format("open {}/cgroup.procs: {}", dir, std::strerror(errno)));
+      ::rmdir(dir.c_str());
+      return {};
+    }
+    g.dirs_.push_back(dir);
+    g.procs_fds_.push_back(fd);
+    return dir;
+  };
+
+  // v2: the whole tree (v2-only host) or the "unified" mount of a hybrid host.
+  std::string v2_mount;
+  if (exists(root + "/cgroup.controllers")) {
+    v2_mount = root;
+  } else if (exists(root + "/unified/cgroup.controllers")) {
+    v2_mount = root + "/unified";
+  }
+  if (!v2_mount.empty()) g.v2_dir_ = make(v2_mount, "");
+  // v1 cpuacct (ns), preferred where it exists: finer than v2's usage_usec.
+  for (const char* mount : {"/cpuacct", "/cpu,cpuacct"}) {
+    if (v2_mount == root || !exists(root + mount + "/cpuacct.usage")) continue;
+    if (const std::string dir = make(root + mount, "cpuacct"); !dir.empty()) {
+      g.cpu_file_ = dir + "/cpuacct.usage";
+      g.cpu_source_ = "cgroup-v1-cpuacct";
+      g.cpu_resolution_ns_ = 1;
+    }
+    break;
+  }
+  if (g.cpu_file_.empty() && !g.v2_dir_.empty() && exists(g.v2_dir_ + "/cpu.stat")) {
+    g.cpu_file_ = g.v2_dir_ + "/cpu.stat";
+    g.cpu_source_ = "cgroup-v2-cpu.stat";
+    g.cpu_resolution_ns_ = 1000;
+  }
+  // Memory: v2 memory.current where the controller reaches our cgroup, else v1.
+  if (!g.v2_dir_.empty() && exists(g.v2_dir_ + "/memory.current")) {
+    g.memory_file_ = g.v2_dir_ + "/memory.current";
+    g.memory_source_ = "cgroup-v2-memory.current";
+  } else if (v2_mount != root && exists(root + "/memory/memory.usage_in_bytes")) {
+    if (const std::string dir = make(root + "/memory", "memory"); !dir.empty()) {
+      g.memory_file_ = dir + "/memory.usage_in_bytes";
+      g.memory_source_ = "cgroup-v1-memory";
+    }
+  }
+  if (g.cpu_file_.empty()) {
+    g.why_ = failures.empty() ? fmt::format("no cgroup hierarchy with CPU accounting under {}", root)
+                              : fmt::format("no CPU cgroup could be made ({})", failures.front());
+    g.remove();  // a memory-only cgroup is of no use alone
+  }
+  return g;
+}
+
+ServerCgroup::ServerCgroup(ServerCgroup&& o) noexcept { *this = std::move(o); }
+
+ServerCgroup& ServerCgroup::operator=(ServerCgroup&& o) noexcept {
+  if (this != &o) {
+    remove();
+    dirs_ = std::exchange(o.dirs_, {});
+    procs_fds_ = std::exchange(o.procs_fds_, {});
+    v2_dir_ = std::exchange(o.v2_dir_, {});
+    cpu_file_ = std::exchange(o.cpu_file_, {});
+    cpu_source_ = std::exchange(o.cpu_source_, {});
+    memory_file_ = std::exchange(o.memory_file_, {});
+    memory_source_ = std::exchange(o.memory_source_, {});
+    why_ = std::exchange(o.why_, {});
+    cpu_resolution_ns_ = o.cpu_resolution_ns_;
+  }
+  return *this;
+}
+
+ServerCgroup::~ServerCgroup() { remove(); }
+
+bool ServerCgroup::join_in_child() const {
+  bool ok = true;
+  for (const int fd : procs_fds_) ok = ::write(fd, "0", 1) == 1 && ok;
+  return ok;
+}
+
+void ServerCgroup::confirm(pid_t pid) {
+  for (const int fd : procs_fds_) ::close(fd);
+  procs_fds_.clear();
+  if (cpu_file_.empty()) return;
+  const std::string dir = cpu_file_.substr(0, cpu_file_.rfind('/'));
+  const auto procs = read_text(dir + "/cgroup.procs");
+  std::istringstream list(procs.value_or(""));
+  for (pid_t p = 0; list >> p;) {
+    if (p == pid) return;
+  }
+  why_ = fmt::format("process {} did not join {}", pid, dir);
+  cpu_file_.clear();
+  cpu_source_.clear();
+  memory_file_.clear();
+  memory_source_.clear();
+}
+
+std::optional<std::int64_t> ServerCgroup::cpu_ns() const {
+  if (cpu_file_.empty()) return std::nullopt;
+  const auto text = read_text(cpu_file_);
+  if (!text) return std::nullopt;
+  if (cpu_resolution_ns_ == 1) return std::strtoll(text->c_str(), nullptr, 10);
+  const std::size_t at = text->find("usage_usec ");
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtoll(text->c_str() + at + 11, nullptr, 10) * 1000;
+}
+
+std::optional<std::int64_t> ServerCgroup::memory_bytes() const {
+  if (memory_file_.empty()) return std::nullopt;
+  const auto text = read_text(memory_file_);
+  if (!text) return std::nullopt;
+  return std::strtoll(text->c_str(), nullptr, 10);
+}
+
+std::vector<pid_t> ServerCgroup::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& dir : dirs_) {
+    std::istringstream list(read_text(dir + "/cgroup.procs").value_or(""));
+    for (pid_t p = 0; list >> p;) out.push_back(p);
+  }
+  return out;
+}
+
+void ServerCgroup::remove() {
+  for (const int fd : procs_fds_) ::close(fd);
+  procs_fds_.clear();
+  if (dirs_.empty()) return;
+  if (!v2_dir_.empty()) {
+    if (std::ofstream kill_file(v2_dir_ + "/cgroup.kill"); kill_file) kill_file << "1" << std::flush;
+  }
+  // Where cgroup.kill is missing (v1, or a kernel before 5.14), kill what is listed until
+  // nothing is: a process forking meanwhile is caught on the next pass.
+  for (int pass = 0; pass < 200; ++pass) {
+    const auto left = pids();
+    if (left.empty()) break;
+    for (const pid_t p : left) ::kill(p, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+    // A killed process leaves its cgroup a moment after it is listed no more.
+    for (int tries = 0; tries < 100 && ::rmdir(it->c_str()) < 0 && errno == EBUSY; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  dirs_.clear();
+  v2_dir_.clear();
+}
+
+nlohmann::json ServerCgroup::describe() const {
+  return {{"cgroups", dirs_},
+          {"cpu_source", cpu_source_.empty() ? nlohmann::json(nullptr) : nlohmann::json(cpu_source_)},
+          {"memory_source", memory_source_.empty() ? nlohmann::json(nullptr) : nlohmann::json(memory_source_)}};
+}
+
+}  // namespace acceptbench
