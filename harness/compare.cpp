@@ -58,12 +58,35 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
     std::size_t bn, nn;
   };
   std::vector<Row> rows;
+  // Configurations whose status (ok or overloaded) is the comparison: shown first, no numbers.
+  struct StatusRow {
+    std::string key, base_status, new_status, verdict, markdown;
+  };
+  std::vector<StatusRow> status_rows;
+  int ranked = 0;  // configurations ok on both sides: compared by their numbers (Holm's family)
   try {
     for (const auto& b : base.at("configs")) {
       const std::string key = b.at("config").at("key");
       const nlohmann::json* n = find(next, key);
-      if (!n || b.at("status") != "ok" || n->at("status") != "ok") continue;
+      if (!n) continue;
+      const std::string bs = b.at("status"), ns = n->at("status");
+      if ((bs == "ok" || bs == "overloaded") && (ns == "ok" || ns == "overloaded") && bs != ns) {
+        // Holding the offered rate or not is the comparison: an overloaded side is never
+        // ranked by its numbers (nor is it in the Holm family below).
+        const bool worse = ns == "overloaded";
+        ++(worse ? r.regressions : r.improvements);
+        ++r.compared_configs;
+        status_rows.push_back({key, bs, ns, worse ? "REGRESSION" : "improved",
+                               worse ? "**REGRESSION** (now overloaded)" : "improved (no longer overloaded)"});
+        continue;
+      }
+      if (bs == "overloaded" && ns == "overloaded") {
+        status_rows.push_back({key, bs, ns, "overloaded in both: not compared", "overloaded in both: not compared"});
+        continue;
+      }
+      if (bs != "ok" || ns != "ok") continue;
       ++r.compared_configs;
+      ++ranked;
       for (const Metric& m : kMetrics) {
         const auto bv = values_of(b, m.name), nv = values_of(*n, m.name);
         if (bv.empty() || nv.empty()) continue;
@@ -104,7 +127,7 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
       worst_n = row.nn;
     }
   }
-  const int k = r.compared_configs;
+  const int k = ranked;
   if (!rows.empty() && static_cast<double>(k) * worst_min_p >= o.alpha) {
     r.unreachable = true;
     r.cannot_decide = fmt::format(
@@ -119,6 +142,16 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
   r.markdown = fmt::format(
       "| configuration | metric | {} | {} | ratio | p | p (Holm) | verdict |\n|---|---|---:|---:|---:|---:|---:|---|\n",
       base_name, next_name);
+  for (const StatusRow& st : status_rows) {
+    r.rows.push_back({{"key", st.key},
+                      {"metric", "status"},
+                      {"base_status", st.base_status},
+                      {"new_status", st.new_status},
+                      {"verdict", st.verdict}});
+    r.table += fmt::format("{:<58} {:<20} {:>12} {:>12} {:>8} {:>8} {:>8}  {}\n", st.key.substr(0, 58), "status",
+                           st.base_status, st.new_status, "", "", "", st.verdict);
+    r.markdown += fmt::format("| `{}` | status | {} | {} | | | | {} |\n", st.key, st.base_status, st.new_status, st.markdown);
+  }
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Row& row = rows[i];
     const Metric& m = *row.metric;
@@ -156,7 +189,7 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
   const std::string verdict = fmt::format(
       "{} configurations compared: {} regressions, {} improvements (a change of the median beyond {:.0f}% for conn/s "
       "and CPU, {:.0f}% for p99, with p < {} after Holm's correction over the configurations; exact Mann-Whitney U with "
-      "ties)\n{}",
+      "ties; ok -> overloaded is a regression, overloaded -> ok an improvement, overloaded ones are not ranked)\n{}",
       r.compared_configs, r.regressions, r.improvements, o.threshold * 100, o.latency_threshold * 100, o.alpha,
       r.unreachable ? "WARNING: " + r.cannot_decide + "\n" : "");
   r.table += verdict;

@@ -26,7 +26,7 @@ struct CompareReport {
   std::string markdown;  // for a CI summary
 };
 
-// Compares two acceptbench/1 documents configuration by configuration (matched by key): per
+// Compares two acceptbench/2 documents configuration by configuration (matched by key): per
 // metric, the exact two-sided Mann-Whitney test (ties handled) of the repetitions, with the
 // p-values of the configurations adjusted by Holm's step-down method; a change is a
 // regression when it exceeds the threshold and its adjusted p is below alpha.

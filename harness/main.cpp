@@ -222,9 +222,11 @@ std::string fmt_duration(double s) {
 
 // The summary table printed after a run or sweep, with the honest reading of it.
 void print_summary(const nlohmann::json& doc) {
-  fmt::print("\n{:<16} {:<10} {:>3} {:>12} {:>9} {:>25} {:>10} {:>9} {:>7} {:>6}  {}\n", "model", "workload", "thr",
-             "load", "conn/s", "CI of median (coverage)", "p99 us", "cpu us/c", "wasted", "jain", "status");
-  bool any_saturated = false;
+  fmt::print("\n{:<16} {:<10} {:>3} {:>12} {:>9} {:>25} {:>10} {:>9} {:>9} {:>7} {:>6}  {}\n", "model", "workload",
+             "thr", "load", "conn/s", "CI of median (coverage)", "p99 us", "cpu us/c", "mach us/c", "wasted", "jain",
+             "status");
+  bool any_saturated = false, any_coarse = false, any_overloaded = false;
+  int disturbed = 0;
   for (const auto& c : doc["configs"]) {
     const auto& cfg = c["config"];
     const std::string load = cfg["mode"] == "open" ? fmt::format("{:.0f}/s", cfg["rate"].get<double>())
@@ -244,13 +246,22 @@ void print_summary(const nlohmann::json& doc) {
     if (s.value("client_late", false)) {
       status += fmt::format(" (client late: start lateness p99 {:.0f} us)", s["start_lateness_us"]["p99"].get<double>());
     }
+    const bool coarse = s.value("server_cpu_coarse", false);
+    any_coarse = any_coarse || coarse;
+    if (coarse) status += " (cpu coarse)";
+    any_overloaded = any_overloaded || c["status"] == "overloaded";
+    if (const int d = s.value("disturbed_repetitions", 0); d > 0) {
+      disturbed += d;
+      status += fmt::format(" ({} reps disturbed)", d);
+    }
     if (!s["crosscheck_within_1pct"].get<bool>()) status += fmt::format(" (crosscheck {:.1f}%)", 100 * s["crosscheck_max_deviation"].get<double>());
-    fmt::print("{:<16} {:<10} {:>3} {:>12} {:>9.0f} {:>25} {:>10.1f} {:>9.1f} {:>7.3f} {:>6.3f}  {}\n",
+    fmt::print("{:<16} {:<10} {:>3} {:>12} {:>9.0f} {:>25} {:>10.1f} {:>9.1f} {:>9.1f} {:>7.3f} {:>6.3f}  {}\n",
                cfg["model"].get<std::string>(), cfg["workload"].get<std::string>(), cfg["server_threads"].get<int>(), load,
                s["conn_per_s"]["median"].get<double>(),
                fmt::format("[{:.0f}, {:.0f}] {:.1f}%", s["conn_per_s"]["ci_low"].get<double>(),
                            s["conn_per_s"]["ci_high"].get<double>(), 100 * s["conn_per_s"]["ci_coverage"].get<double>()),
                s["latency_us"]["total"]["p99"].get<double>(), s["server_cpu_us_per_conn"]["median"].get<double>(),
+               s.contains("machine_cpu_us_per_conn") ? s["machine_cpu_us_per_conn"]["median"].get<double>() : 0.0,
                s["accept"]["wasted_wakeups_per_accept"].get<double>(), s["fairness"]["jain_index"].get<double>(), status);
   }
   fmt::print(
@@ -258,7 +269,18 @@ void print_summary(const nlohmann::json& doc) {
       "statistics) and shown with its actual coverage (95% needs 6 or more repetitions: with 3 it is [min, max] at 75%)."
       "\nRank models by the cost workload (open loop at a fixed offered rate): server CPU us per connection and latency "
       "from the actual start; 'client late' marks runs whose own start lateness inflates latency from the intended "
-      "start.\n{}",
+      "start.\n"
+      "cpu us/c: the server's cgroup CPU (every thread and child, ns) over the window / connections it accepted in the "
+      "window (snapshot difference); mach us/c: busy time of every CPU (cpuidle residency, µs, or /proc/stat ticks) / "
+      "the same connections.\n"
+      "jain: the median over repetitions of each repetition's own index (the worst is in the JSON).\n{}{}{}{}",
+      any_coarse ? "'cpu coarse': no cgroup could be made; that server CPU is /proc ticks (10 ms), not comparable.\n" : "",
+      any_overloaded ? "'overloaded': the server did not hold the offered rate (completed < 98% of the offered, "
+                       "connections unfinished after the drain, or a drain over 200 ms); its numbers are kept but it is not ranked.\n"
+                     : "",
+      disturbed ? fmt::format("{} repetitions were disturbed: steal time above the threshold on the measured CPUs.\n",
+                              disturbed)
+                : "",
       any_saturated ? "Closed-loop conn/s marked 'client saturated' measure the load client's limit, not the server's: "
                       "on loopback the client pays about twice the server's CPU per connection.\n"
                     : "");
@@ -278,6 +300,8 @@ struct LaunchFlags {
   std::vector<std::string> ssh_options;
   bool allow_remote = false;
   int ready_timeout_ms = 10'000;
+  bool no_cgroup = false;
+  RunnerOptions defaults;
   double client_start_delay = 1.5;
   double late_threshold_us = 20;
 
@@ -302,7 +326,17 @@ struct LaunchFlags {
       ("allow-remote-target", po::bool_switch(&allow_remote),
           "allow a target outside 127.0.0.0/8 (your own network namespace or lab host)")
       ("late-threshold-us", po::value(&late_threshold_us)->default_value(late_threshold_us),
-          "open loop: flag a repetition client_late when the p99 of its start lateness exceeds this");
+          "open loop: flag a repetition client_late when the p99 of its start lateness exceeds this")
+
+      ("no-cgroup", po::bool_switch(&no_cgroup),
+          "no cgroup for the server: its CPU from /proc in 10 ms ticks, marked coarse (ACCEPTBENCH_CGROUP_ROOT moves "
+          "the cgroup root, default /sys/fs/cgroup)")
+      ("steal-threshold", po::value(&defaults.steal_threshold)->default_value(defaults.steal_threshold),
+          "steal time over the server's and client's CPUs, fraction of the window, that marks a repetition disturbed")
+      ("saturation-threshold", po::value(&defaults.saturation_threshold)->default_value(defaults.saturation_threshold),
+          "busy fraction of the client's CPUs (incl. softirq and steal) that flags a saturated client")
+      ("drain-ms", po::value(&defaults.drain_ms)->default_value(defaults.drain_ms),
+          "open loop: after the window, measured connections in flight get this long to finish (late completions)");
     // clang-format on
   }
 
@@ -319,6 +353,15 @@ struct LaunchFlags {
     o.target_host = target_host;
     if (!(late_threshold_us > 0)) usage_error("--late-threshold-us must be > 0");
     o.late_threshold_us = late_threshold_us;
+    if (defaults.steal_threshold < 0 || defaults.steal_threshold > 1) usage_error("--steal-threshold must be in [0, 1]");
+    if (defaults.saturation_threshold <= 0 || defaults.saturation_threshold > 1) {
+      usage_error("--saturation-threshold must be in (0, 1]");
+    }
+    if (defaults.drain_ms < 0 || defaults.drain_ms > 60'000) usage_error("--drain-ms must be in [0, 60000]");
+    o.steal_threshold = defaults.steal_threshold;
+    o.saturation_threshold = defaults.saturation_threshold;
+    o.drain_ms = defaults.drain_ms;
+    o.cgroup = !no_cgroup;
     o.ready_timeout_ms = ready_timeout_ms;
     o.client_start_delay_s = client_start_delay;
     std::vector<std::string> ssh_args;
@@ -407,7 +450,8 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
     if (const nlohmann::json* have = resume ? file.find(c.key()) : nullptr) {
       const auto& saved = (*have)["repetitions"];
       const bool complete = static_cast<int>(saved.size()) >= c.repetitions;
-      if (complete && (*have)["status"] == "ok") {
+      // overloaded is a measured outcome (kept, not ranked), not a failure to redo.
+      if (complete && ((*have)["status"] == "ok" || (*have)["status"] == "overloaded")) {
         fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", i + 1, n, c.key());
         reps[i] = saved;
         continue;
@@ -456,7 +500,8 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
       if (static_cast<int>(reps[i].size()) >= c.repetitions) {
         result = summarize_config(c, reps[i]);
         if (result["status"] != "ok") {
-          fmt::print(stderr, "{}[{:>3}/{}] {} FAILED: {}\n", tty ? "\n" : "", i + 1, n, c.key(), result.value("reason", ""));
+          fmt::print(stderr, "{}[{:>3}/{}] {} {}: {}\n", tty ? "\n" : "", i + 1, n, c.key(),
+                     result["status"] == "overloaded" ? "OVERLOADED" : "FAILED", result.value("reason", ""));
         }
       } else {
         result = {{"status", "running"}, {"summary", nullptr}};
@@ -476,7 +521,14 @@ nlohmann::json ranking_notes() {
           "the server's CPU per connection, so a configuration flagged client_saturated measures the client, not the "
           "server.",
           "Cost view (workload cost, open loop at fixed offered rates below the client's limit): rank models by server "
-          "CPU microseconds per connection and by latency; this view ranks them truly even on a small machine."};
+          "CPU microseconds per connection (cgroup, ns; per connection accepted in the window) and by latency. Machine "
+          "CPU per connection (every CPU's busy time) is shown beside it: on one host the kernel's listen-path work runs "
+          "in softirq on the sending CPU and is billed to whatever runs there, so only the machine figure holds it; "
+          "with the same client for every model its differences are what a model costs kernel and itself, but it also "
+          "holds the client and anything else on the machine, so rankings use server CPU and show machine CPU as the "
+          "check.",
+          "A configuration with status overloaded did not hold its offered rate (completed < 98% of the offered, "
+          "connections unfinished after the drain, or a drain over 200 ms): its numbers are kept and drawn apart, never ranked."};
 }
 
 int cmd_sweep(int argc, char** argv, bool single) {
@@ -536,7 +588,7 @@ int cmd_sweep(int argc, char** argv, bool single) {
     print_summary(file.doc());
     fmt::print("\nresults: {}\n", out);
     int failed = 0;
-    for (const auto& c : file.doc()["configs"]) failed += c["status"] != "ok";
+    for (const auto& c : file.doc()["configs"]) failed += c["status"] == "failed";
     if (failed) fmt::print(stderr, "acceptbench: {} configurations failed (see their reason in the JSON)\n", failed);
   } catch (const std::exception& e) {
     fmt::print(stderr, "acceptbench: error: {}\n", e.what());

@@ -47,6 +47,13 @@ nlohmann::json load_results(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument("'" + path + "' is not valid JSON: " + e.what());
   }
+  if (j.is_object() && j.value("schema", "") == "acceptbench/1") {
+    throw std::invalid_argument("'" + path +
+                                "' is an acceptbench/1 results file: its server CPU (10 ms ticks over completed "
+                                "connections), context switches (live tasks only) and Jain index (over summed counts) "
+                                "mean something else than in " + std::string(kResultsSchema) +
+                                "; re-run it with this version to compare");
+  }
   if (!j.is_object() || j.value("schema", "") != kResultsSchema) {
     throw std::invalid_argument("'" + path + "' is not an " + std::string(kResultsSchema) + " results file (schema field)");
   }

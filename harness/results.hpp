@@ -6,7 +6,7 @@
 
 namespace acceptbench {
 
-inline constexpr const char* kResultsSchema = "acceptbench/1";
+inline constexpr const char* kResultsSchema = "acceptbench/2";
 
 // A results file being written by a sweep: every finished repetition is written at once,
 // atomically (a temporary file, fsync, rename), so a crash or a kill loses only the
@@ -34,7 +34,8 @@ class ResultsFile {
 };
 
 // Reads and checks a results file; throws std::invalid_argument with a clear message if it
-// is missing, not JSON, or not acceptbench/1.
+// is missing, not JSON, or not acceptbench/2 (an acceptbench/1 file is refused
+// with the reason: its CPU, context switches and Jain index were measured differently).
 nlohmann::json load_results(const std::string& path);
 
 // Writes text to path atomically.

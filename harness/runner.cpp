@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,12 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "kernel.hpp"
+#include "machine_cpu.hpp"
 #include "process.hpp"
 #include "stats_math.hpp"
 
@@ -137,6 +140,7 @@ LoadResult run_remote_clients(const LoadConfig& lc, const RunnerOptions& o, nloh
                                     "--duration", fmt::format("{}", lc.duration_s),
                                     "--close", to_string(lc.close),
                                     "--timeout-ms", std::to_string(lc.timeout_ms),
+                                    "--drain-ms", std::to_string(lc.drain_ms),
                                     "--start-at", fmt::format("{:.6f}", start_at),
                                     "--quiet", "--json", "-"};
     if (lc.rate > 0) {
@@ -181,6 +185,38 @@ nlohmann::json failed(nlohmann::json rep, const std::string& reason) {
   return rep;
 }
 
+// The difference of two server snapshots (SNAPSHOT lines): per-acceptor and total
+// counters, and the context switches of every thread and process the server had in between
+// (getrusage self: live and exited threads; children: reaped ones; live children: /proc).
+nlohmann::json snapshot_delta(const nlohmann::json& a, const nlohmann::json& b) {
+  auto num = [](const nlohmann::json& j, const char* k) { return j.contains(k) ? j.at(k).get<double>() : 0.0; };
+  std::vector<double> per_acceptor;
+  const auto& aa = a.at("acceptors");
+  const auto& ba = b.at("acceptors");
+  for (std::size_t i = 0; i < ba.size(); ++i) {
+    per_acceptor.push_back(num(ba[i], "accepted") - (i < aa.size() ? num(aa[i], "accepted") : 0.0));
+  }
+  nlohmann::json totals = nlohmann::json::object();
+  for (const char* k : {"accepted", "accept_calls", "accept_eagain", "listen_wakeups", "wasted_wakeups", "epoll_wakeups",
+                        "mutex_acquired", "mutex_contended", "requests"}) {
+    totals[k] = num(b.at("totals"), k) - num(a.at("totals"), k);
+  }
+  auto csw = [&](const nlohmann::json& s, const char* k) {
+    return num(s.at("rusage_self"), k) + num(s.at("rusage_children"), k) + num(s.at("live_children"), k);
+  };
+  auto cpu_us = [&](const nlohmann::json& s) {
+    return num(s.at("rusage_self"), "utime_us") + num(s.at("rusage_self"), "stime_us") +
+           num(s.at("rusage_children"), "utime_us") + num(s.at("rusage_children"), "stime_us");
+  };
+  return {{"per_acceptor_accepted", per_acceptor},
+          {"totals", totals},
+          {"voluntary_ctxt", csw(b, "nvcsw") - csw(a, "nvcsw")},
+          {"involuntary_ctxt", csw(b, "nivcsw") - csw(a, "nivcsw")},
+          {"rusage_cpu_us", cpu_us(b) - cpu_us(a)},
+          {"live_children_end", num(b.at("live_children"), "processes")},
+          {"interval_s", (num(b, "mono_ns") - num(a, "mono_ns")) / 1e9}};
+}
+
 }  // namespace
 
 nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
@@ -201,6 +237,7 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   // The server ends when the pipe to its stdin closes: when this harness dies, however it
   // dies, and behind ssh when the session drops.
   spawn.argv.emplace_back("--exit-on-stdin-eof");
+  spawn.argv.insert(spawn.argv.begin(), o.server_wrapper.begin(), o.server_wrapper.end());
   spawn.cpus = c.server_cpus;
   spawn.launcher = o.launcher;
   spawn.ready_timeout = std::chrono::milliseconds(o.ready_timeout_ms);
@@ -212,6 +249,7 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     spawn.launcher.control_path = control_dir->path() + "/m";
   }
   const Launcher& at_server = spawn.launcher;
+  spawn.cgroup = o.cgroup;
 
   std::optional<ServerProcess> server;
   try {
@@ -251,11 +289,27 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
       return failed(rep, "server died during the warm-up (" + s.describe() + "): " + s.stderr_text);
     }
     auto sample = [&] { return sample_proc_via(at_server, o.probe_binary, server->server_pid()); };
+    const ServerCgroup* cgroup = server->cgroup();
+    auto cgroup_cpu = [&] { return cgroup ? cgroup->cpu_ns() : std::nullopt; };
+    // The window's edges, in this order so that each pair brackets the same interval and
+    // the snapshots' own cost stays outside the CPU readings.
+    const auto snap_before = server->snapshot(std::chrono::milliseconds(o.snapshot_timeout_ms));
     const ProcSample proc_before = sample();
+    const auto memory_before = cgroup ? cgroup->memory_bytes() : std::nullopt;
+    const auto cpu_before = cgroup_cpu();
+    const MachineSample machine_before = sample_machine();
+    // Kernel counters are machine-wide (on loopback): read them tightest around the load.
     const KernelCounters kernel_before = read_kernel_counters_via(at_server, o.probe_binary);
     load.duration_s = c.duration_s;
+    // Open loop drains (bounded) what the window offered; a closed loop's C connections in
+    // flight at the end are by construction, so it does not wait for them (and keeps the
+    // machine-wide kernel counters' interval as short as the window).
+    load.drain_ms = c.rate > 0 ? o.drain_ms : 0;
     const LoadResult r = run_clients(load);
     const KernelCounters kernel_after = read_kernel_counters_via(at_server, o.probe_binary);
+    const MachineSample machine_after = sample_machine();
+    const auto cpu_after = cgroup_cpu();
+    const auto memory_after = cgroup ? cgroup->memory_bytes() : std::nullopt;
     if (!server->alive()) {
       const StopResult s = server->stop(std::chrono::milliseconds(0));
       rep["client"] = r.to_json();
@@ -263,10 +317,31 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
       return failed(rep, "server died during the measurement (" + s.describe() + "): " + s.stderr_text);
     }
     const ProcSample proc_after = sample();
+    const auto snap_after = server->snapshot(std::chrono::milliseconds(o.snapshot_timeout_ms));
     rep["client"] = r.to_json();
     if (!o.client_hosts.empty()) rep["client_hosts"] = per_host;
     rep["server_proc"] = proc_delta(proc_before, proc_after);
     rep["kernel"] = kernel_deltas(kernel_before, kernel_after);
+    const bool exact_cpu = cpu_before && cpu_after;
+    const double cpu_s = exact_cpu ? static_cast<double>(*cpu_after - *cpu_before) / 1e9
+                                   : rep["server_proc"]["cpu_user_s"].get<double>() + rep["server_proc"]["cpu_system_s"].get<double>();
+    rep["server_cpu"] = {{"cpu_s", cpu_s},
+                         {"source", exact_cpu ? cgroup->cpu_source() : "proc-ticks"},
+                         {"resolution_ns", exact_cpu ? cgroup->cpu_resolution_ns() : 1'000'000'000 / ::sysconf(_SC_CLK_TCK)},
+                         {"coarse", !exact_cpu},
+                         {"why_coarse", exact_cpu ? nlohmann::json(nullptr) : nlohmann::json(server->cgroup_why())}};
+    if (cgroup) rep["server_cpu"]["cgroup"] = cgroup->describe();
+    rep["server_memory"] = {
+        {"source", memory_before && memory_after ? nlohmann::json(cgroup->memory_source()) : nlohmann::json(nullptr)},
+        {"bytes_start", memory_before ? nlohmann::json(*memory_before) : nlohmann::json(nullptr)},
+        {"bytes_end", memory_after ? nlohmann::json(*memory_after) : nlohmann::json(nullptr)}};
+    rep["machine"] = machine_delta(machine_before, machine_after, c.server_cpus, c.client_cpus);
+    // This machine's CPUs: the server's and the client's only when neither is on another host.
+    const bool one_host = !at_server.remote() && std::none_of(o.client_hosts.begin(), o.client_hosts.end(),
+                                                              [](const Launcher& h) { return h.remote(); });
+    rep["machine"]["scope"] = one_host ? "server and client" : "the harness's host only";
+    const bool snapshots = snap_before && snap_after;
+    if (snapshots) rep["snapshot"] = snapshot_delta(*snap_before, *snap_after);
 
     const StopResult stop = server->stop(std::chrono::milliseconds(o.stop_timeout_ms));
     if (stop.killed) {
@@ -281,25 +356,64 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
 
     // Derived per-repetition figures.
     const double conns = static_cast<double>(r.connections);
-    const double cpu_s = rep["server_proc"]["cpu_user_s"].get<double>() + rep["server_proc"]["cpu_system_s"].get<double>();
-    const double ctx = rep["server_proc"]["voluntary_ctxt"].get<double>() + rep["server_proc"]["involuntary_ctxt"].get<double>();
     const auto& errs = r.errors;
     auto err = [&](ErrorKind k) { return static_cast<double>(errs[static_cast<std::size_t>(k)]); };
-    // Connections that reached the server in the window: completed, abandoned at the end,
-    // or failed after the handshake.
-    const double reached = conns + static_cast<double>(r.unfinished) + err(ErrorKind::kReset) + err(ErrorKind::kTimeout) +
-                           err(ErrorKind::kShortResponse) + err(ErrorKind::kBadResponse);
+    // Connections that reached the server in the window: completed (in it or in the drain),
+    // abandoned at the end, or failed after the handshake.
+    const double reached = conns + static_cast<double>(r.late_completions) + static_cast<double>(r.unfinished) +
+                           err(ErrorKind::kReset) + err(ErrorKind::kTimeout) + err(ErrorKind::kShortResponse) +
+                           err(ErrorKind::kBadResponse);
     const double passive = rep["kernel"].value("Tcp.PassiveOpens", 0.0);
+    // The denominator of every per-connection cost: what the server accepted between the two
+    // snapshots (so the work on connections still open at the window's end is paid for by
+    // them), or, without snapshots, what the client completed.
+    const double accepted = snapshots ? rep["snapshot"]["totals"]["accepted"].get<double>() : conns;
+    const double ctx = snapshots ? rep["snapshot"]["voluntary_ctxt"].get<double>() + rep["snapshot"]["involuntary_ctxt"].get<double>()
+                                 : rep["server_proc"]["voluntary_ctxt"].get<double>() + rep["server_proc"]["involuntary_ctxt"].get<double>();
+    std::vector<double> per_acceptor;
+    if (snapshots) {
+      per_acceptor = rep["snapshot"]["per_acceptor_accepted"].get<std::vector<double>>();
+    } else {
+      for (const auto& a : rep["server"]["acceptors"]) per_acceptor.push_back(a["accepted"].get<double>());
+    }
+    const auto& m = rep["machine"];
+    const double client_cpu_s = rep["client"]["client_cpu"]["total_s"].get<double>();
+    const double steal = (m["server_cpus"]["steal_fraction"].get<double>() + m["client_cpus"]["steal_fraction"].get<double>()) / 2;
+    // Achieved: every measured connection that completed, in the window or in the drain, over
+    // what was offered. A connection merely in flight at the window's end is not a shortfall;
+    // one that could not start, failed, or was still unfinished after the drain is, and so is a
+    // drain longer than overload_drain_s (the server was behind).
+    const double offered = c.rate * r.window_s;
+    const double achieved_ratio =
+        c.rate > 0 && offered > 0 ? static_cast<double>(r.connections + r.late_completions) / offered : 1.0;
+    const bool overloaded =
+        c.rate > 0 && (achieved_ratio < o.overload_ratio || r.unfinished > 0 || r.drain_s > o.overload_drain_s);
+    auto per_conn = [&](double us) { return accepted > 0 ? us / accepted : 0.0; };
     rep["derived"] = {{"conn_per_s", r.conn_per_s()},
                       {"req_per_s", r.window_s > 0 ? static_cast<double>(r.requests) / r.window_s : 0.0},
-                      {"server_cpu_us_per_conn", conns > 0 ? cpu_s * 1e6 / conns : 0.0},
+                      {"accepted_in_window", accepted},
+                      {"server_cpu_us_per_conn", per_conn(cpu_s * 1e6)},
+                      {"server_cpu_coarse", !exact_cpu},
+                      {"machine_cpu_us_per_conn", per_conn(m["busy_us"].get<double>())},
+                      {"client_cpu_us_per_conn", per_conn(client_cpu_s * 1e6)},
                       {"server_cpu_utilization", r.window_s > 0 ? cpu_s / r.window_s : 0.0},
-                      {"ctx_switches_per_conn", conns > 0 ? ctx / conns : 0.0},
+                      {"ctx_switches_per_conn", per_conn(ctx)},
+                      {"jain_index", stats::jain_index(per_acceptor)},
+                      {"per_acceptor_accepted", per_acceptor},
+                      {"counters_source", snapshots ? "snapshot" : "exit-stats"},
                       {"p99_total_us", static_cast<double>(r.total.percentile(99)) / 1000.0},
                       {"client_max_thread_utilization", r.max_thread_utilization()},
-                      {"client_saturated", r.max_thread_utilization() > o.saturation_threshold},
                       {"client_late", r.client_late()},
                       {"start_lateness_p99_us", static_cast<double>(r.start_lateness.percentile(99)) / 1000.0},
+                      {"client_cpus_busy_fraction", m["client_cpus"]["busy_fraction"]},
+                      {"client_saturated", m["client_cpus"]["busy_fraction"].get<double>() > o.saturation_threshold},
+                      {"steal_fraction", steal},
+                      {"disturbed", steal > o.steal_threshold},
+                      {"achieved_ratio", achieved_ratio},
+                      {"late_completions", r.late_completions},
+                      {"drain_s", r.drain_s},
+                      {"unfinished", r.unfinished},
+                      {"overloaded", overloaded},
                       {"crosscheck",
                        {{"client_connections_reached", reached},
                         {"passive_opens", passive},
@@ -333,7 +447,11 @@ nlohmann::json latency_summary(const Histogram& h) {
 }  // namespace
 
 nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::json& reps) {
-  Series conn_rate, req_rate, cpu_per_conn, ctx_per_conn, p99, client_util, server_util;
+  Series conn_rate, req_rate, cpu_per_conn, ctx_per_conn, p99, client_util, server_util, machine_cpu, client_cpu, jain,
+      client_busy;
+  int overloaded = 0, disturbed = 0, coarse = 0, from_exit_stats = 0;
+  std::uint64_t late_completions = 0;
+  std::set<std::string> cpu_sources, machine_sources;
   Histogram connect, ttfb, total, total_uncorrected, lateness;
   int late_reps = 0;
   std::vector<double> per_acceptor;
@@ -360,6 +478,26 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
     client_util.values.push_back(d["client_max_thread_utilization"]);
     server_util.values.push_back(d["server_cpu_utilization"]);
     saturated = saturated || d["client_saturated"].get<bool>();
+    machine_cpu.values.push_back(d.value("machine_cpu_us_per_conn", 0.0));
+    client_cpu.values.push_back(d.value("client_cpu_us_per_conn", 0.0));
+    client_busy.values.push_back(d.value("client_cpus_busy_fraction", 0.0));
+    overloaded += d.value("overloaded", false);
+    disturbed += d.value("disturbed", false);
+    coarse += d.value("server_cpu_coarse", true);
+    late_completions += d.value("late_completions", std::uint64_t{0});
+    if (rep.contains("server_cpu")) cpu_sources.insert(rep["server_cpu"]["source"].get<std::string>());
+    if (rep.contains("machine")) machine_sources.insert(rep["machine"]["source"].get<std::string>());
+    // Fairness per repetition, from the window's snapshot difference: an imbalance that flips
+    // between repetitions must not cancel out in a sum.
+    std::vector<double> reps_acceptors;
+    if (d.contains("per_acceptor_accepted")) {
+      reps_acceptors = d["per_acceptor_accepted"].get<std::vector<double>>();
+      from_exit_stats += d.value("counters_source", "") != "snapshot";
+    } else {
+      for (const auto& a : rep["server"]["acceptors"]) reps_acceptors.push_back(a["accepted"].get<double>());
+      ++from_exit_stats;
+    }
+    jain.values.push_back(stats::jain_index(reps_acceptors));
     const double ratio = d["crosscheck"]["ratio"];
     worst_crosscheck = std::max(worst_crosscheck, std::abs(1.0 - ratio));
     const auto& l = rep["client"]["latency_ns"];
@@ -369,10 +507,9 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
     total_uncorrected.merge(Histogram::from_json(l["total_uncorrected"]));
     if (l.contains("start_lateness")) lateness.merge(Histogram::from_json(l["start_lateness"]));
     late_reps += d.value("client_late", false) ? 1 : 0;
-    const auto& acceptors = rep["server"]["acceptors"];
-    if (per_acceptor.size() < acceptors.size()) per_acceptor.resize(acceptors.size(), 0);
-    for (std::size_t i = 0; i < acceptors.size(); ++i) per_acceptor[i] += acceptors[i]["accepted"].get<double>();
-    const auto& t = rep["server"]["totals"];
+    if (per_acceptor.size() < reps_acceptors.size()) per_acceptor.resize(reps_acceptors.size(), 0);
+    for (std::size_t i = 0; i < reps_acceptors.size(); ++i) per_acceptor[i] += reps_acceptors[i];
+    const auto& t = rep.contains("snapshot") ? rep["snapshot"]["totals"] : rep["server"]["totals"];
     wasted += t["wasted_wakeups"].get<double>();
     accepted += t["accepted"].get<double>();
     eagain += t["accept_eagain"].get<double>();
@@ -382,7 +519,7 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
     mutex_cont += t["mutex_contended"].get<double>();
     for (const auto& [k, v] : rep["kernel"].items()) kernel[k] = kernel.value(k, 0.0) + v.get<double>();
     for (const auto& [k, v] : rep["client"]["errors"].items()) client_errors[k] = client_errors.value(k, 0.0) + v.get<double>();
-    for (const auto& [k, v] : t["errors"].items()) server_errors[k] = server_errors.value(k, 0.0) + v.get<double>();
+    for (const auto& [k, v] : rep["server"]["totals"]["errors"].items()) server_errors[k] = server_errors.value(k, 0.0) + v.get<double>();
   }
   nlohmann::json out;
   if (ok == 0) {
@@ -408,7 +545,10 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
       {"p99_total_us", p99.to_json()},
       {"fairness",
        {{"per_acceptor_accepted", per_acceptor},
-        {"jain_index", stats::jain_index(per_acceptor)},
+        {"jain_index", stats::median(jain.values)},
+        {"jain_worst", *std::min_element(jain.values.begin(), jain.values.end())},
+        {"jain_per_repetition", jain.values},
+        {"source", from_exit_stats == 0 ? "snapshot" : "exit-stats"},
         {"max_min_ratio", min_acc > 0 ? nlohmann::json(max_acc / min_acc) : nlohmann::json(nullptr)},
         {"cv", stats::cv(per_acceptor)}}},
       {"accept",
@@ -420,6 +560,15 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
         {"mutex_acquired", mutex_acq},
         {"mutex_contended", mutex_cont}}},
       {"server_cpu_us_per_conn", cpu_per_conn.to_json()},
+      {"server_cpu_coarse", coarse > 0},
+      {"server_cpu_source", std::vector<std::string>(cpu_sources.begin(), cpu_sources.end())},
+      {"machine_cpu_us_per_conn", machine_cpu.to_json()},
+      {"machine_cpu_source", std::vector<std::string>(machine_sources.begin(), machine_sources.end())},
+      {"client_cpu_us_per_conn", client_cpu.to_json()},
+      {"client_cpus_busy_fraction", client_busy.to_json()},
+      {"overloaded_repetitions", overloaded},
+      {"disturbed_repetitions", disturbed},
+      {"late_completions", late_completions},
       {"server_cpu_utilization", server_util.to_json()},
       {"ctx_switches_per_conn", ctx_per_conn.to_json()},
       {"kernel_deltas_sum", kernel},
@@ -434,7 +583,13 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
       {"crosscheck_max_deviation", worst_crosscheck},
       {"crosscheck_within_1pct", worst_crosscheck <= 0.01}};
   out["summary"] = summary;
-  if (failures.empty()) {
+  if (failures.empty() && 2 * overloaded >= ok) {
+    // It could not hold the offered rate in most repetitions: its numbers are kept but it
+    // is never ranked with the others.
+    out["status"] = "overloaded";
+    out["reason"] = fmt::format("{} of {} repetitions achieved < the overload ratio of the offered rate or left "
+                                "connections unfinished after the drain", overloaded, ok);
+  } else if (failures.empty()) {
     out["status"] = "ok";
   } else {
     out["status"] = "failed";

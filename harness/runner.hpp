@@ -42,7 +42,23 @@ struct RunnerOptions {
   bool multi_acceptor = false;
   int ready_timeout_ms = 10'000;
   int stop_timeout_ms = 5'000;  // after SIGTERM; then SIGKILL and the repetition fails
-  double saturation_threshold = 0.90;  // client thread utilization that flags a saturated client
+  // Busy fraction (incl. softirq and steal) of the client's CPUs over the window that flags
+  // a saturated client.
+  double saturation_threshold = 0.90;
+  // Steal time over the server's and client's CPUs, as a fraction of the window, above
+  // which a repetition is `disturbed` (the hypervisor took the CPUs away).
+  double steal_threshold = 0.02;
+  // Open loop: achieved below this fraction of the offered rate is `overloaded`.
+  double overload_ratio = 0.98;
+  // Open loop: the last connection offered in the window completing more than this long
+  // after the window also means `overloaded` (the server was behind its offered load).
+  double overload_drain_s = 0.2;
+  int drain_ms = 1000;          // measured connections in flight at the window's end: bound
+  bool cgroup = true;           // false: no cgroup, server CPU from /proc ticks (`coarse`)
+  int snapshot_timeout_ms = 2000;
+  // A command the server runs under (its argv is appended), e.g. a wrapper that reports
+  // wait4()'s rusage in a test; it must pass SIGTERM and SIGUSR1 on. Empty: none.
+  std::vector<std::string> server_wrapper;
   double late_threshold_us = 20;       // open loop: start lateness p99 that flags a late client
   // Where the server runs: local, netns:NAME or ssh:HOST. Its /proc and kernel counters are
   // read by the same code on its side: in-process here, `probe_binary probe ...` elsewhere.

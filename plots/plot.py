@@ -5,7 +5,8 @@ Usage:
   plots/plot.py RESULTS.json [--out DIR]            figures and report for one run
   plots/plot.py BASE.json NEW.json [--out DIR]      also the before/after comparison figure
 
-Reads results JSON of schema acceptbench/1 (results/SCHEMA.md). Writes into DIR (default:
+Reads results JSON of schema acceptbench/2 (results/SCHEMA.md; acceptbench/1 files still draw, without
+the fields /2 added). Writes into DIR (default:
 the folder of the last RESULTS file). Run with Debian's /usr/bin/python3 and python3-matplotlib.
 Exit 2 with a message on missing or malformed input.
 """
@@ -38,8 +39,8 @@ def load(path):
         doc = json.loads(p.read_text())
     except ValueError as e:
         raise InputError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != "acceptbench/1":
-        raise InputError(f"{path} is not an acceptbench/1 results file (schema field)")
+    if not isinstance(doc, dict) or doc.get("schema") not in ("acceptbench/1", "acceptbench/2"):
+        raise InputError(f"{path} is not an acceptbench/2 (or /1) results file (schema field)")
     if not isinstance(doc.get("configs"), list) or not isinstance(doc.get("env"), dict):
         raise InputError(f"{path} has no configs or env")
     for c in doc["configs"]:
@@ -58,7 +59,13 @@ def model_order(doc):
 
 
 def ok_configs(doc):
-    return [c for c in doc["configs"] if c["status"] == "ok" or c.get("summary")]
+    """Configurations that can be ranked: measured, and not overloaded."""
+    return [c for c in doc["configs"] if c["status"] != "overloaded" and (c["status"] == "ok" or c.get("summary"))]
+
+
+def overloaded_configs(doc):
+    """Did not hold their offered rate: their numbers are kept, drawn and tabled apart, never ranked."""
+    return [c for c in doc["configs"] if c["status"] == "overloaded" and c.get("summary")]
 
 
 def load_label(cfg):
@@ -152,7 +159,8 @@ def fig_conn_rate(doc, out, figures):
     save(fig, out, "conn_rate", figures,
          "Connections per second (requests per second for keep-alive) by model and server threads (median and the "
          "interval of the median, coverage below). Hatched bars: the load client's "
-         "busiest thread was above 90% CPU, so the bar is the client's limit, not the server's. "
+         "CPUs were busy (incl. softirq and steal) above 90% of the window, so the bar is the client's limit, not the "
+         "server's. "
          + config_caption([c for _, v in groups for c in v]))
 
 
@@ -216,53 +224,79 @@ def fig_fairness(doc, out, figures):
         ax.set_xticks(range(len(counts)))
         ax.set_xlabel("acceptor (worker thread)")
         ax.set_ylabel("% of accepted connections")
-        ax.set_title(f"{c['config']['model']} ({c['config']['server_threads']}t)\nJain {f['jain_index']:.3f}", fontsize=10)
+        worst = f" (worst {f['jain_worst']:.3f})" if "jain_worst" in f else ""
+        ax.set_title(f"{c['config']['model']} ({c['config']['server_threads']}t)\nJain {f['jain_index']:.3f}{worst}",
+                     fontsize=10)
         ax.legend(fontsize=7)
     save(fig, out, "fairness", figures,
-         "How the accepted connections spread over the acceptors of each multi-acceptor model (all repetitions, "
-         "warm-up included). Jain's index: 1 = even, 1/n = one acceptor takes all. " + config_caption(picks))
+         "How the accepted connections spread over the acceptors of each multi-acceptor model (the measured windows "
+         "of all repetitions, from the server's snapshots). Jain's index: 1 = even, 1/n = one acceptor takes all; "
+         "the median of each repetition's own index (worst in brackets), never over summed counts. "
+         + config_caption(picks))
 
 
 def fig_cost(doc, out, figures):
     picks = pick_per_model(doc)
-    if not picks:
+    if any(c["config"]["workload"] == "cost" for c in picks):
+        picks = [c for c in picks if c["config"]["workload"] == "cost"]  # one view: never mix workloads
+    # Overloaded cost configurations are drawn apart (right of a gap, grey, hatched), never ranked.
+    over = [c for c in overloaded_configs(doc) if c["config"]["workload"] == "cost"]
+    if not picks and not over:
         return
+    shown = picks + over
+    xs = list(range(len(picks))) + [len(picks) + 1 + i for i in range(len(over))]
     names = [f"{c['config']['model']} ({c['config']['server_threads']}t)" for c in picks]
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(max(13, 1.2 * len(picks)), 4.6))
-    cpu = [c["summary"]["server_cpu_us_per_conn"] for c in picks]
-    a1.bar(range(len(picks)), [s["median"] for s in cpu],
-           yerr=[[s["median"] - s["ci_low"] for s in cpu], [s["ci_high"] - s["median"] for s in cpu]], capsize=3,
-           color=COLORS[1])
-    model_ticks(a1, names, 8)
-    a1.set_ylabel("server CPU (user + system) us per connection")
-    a1.set_title("Server CPU per connection")
-    a1.grid(axis="y", alpha=0.3)
-    wasted = [c["summary"]["accept"]["wasted_wakeups_per_accept"] for c in picks]
-    wbars = a2.bar(range(len(picks)), wasted, color=COLORS[3])
+    names += [f"{c['config']['model']} ({c['config']['server_threads']}t)\noverloaded {c['config']['rate']:.0f}/s"
+              for c in over]
+    colors = lambda base: [base] * len(picks) + ["lightgrey"] * len(over)  # noqa: E731
+
+    def bars(ax, key, color, ylabel, title):
+        series = [c["summary"].get(key) for c in shown]
+        drawn = ax.bar(xs, [s["median"] for s in series],
+                       yerr=[[s["median"] - s["ci_low"] for s in series], [s["ci_high"] - s["median"] for s in series]],
+                       capsize=3, color=colors(color))
+        for b in drawn[len(picks):]:
+            b.set_hatch("//")
+        ax.set_xticks(xs, names, fontsize=7, rotation=35 if len(xs) > 3 else 0, ha="right" if len(xs) > 3 else "center")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+
+    machine_cpu = all("machine_cpu_us_per_conn" in c["summary"] for c in shown)  # not in acceptbench/1 files
+    fig, axes = plt.subplots(1, 4 if machine_cpu else 3, figsize=(max(17 if machine_cpu else 13, 1.5 * len(shown)), 5))
+    a1, a2, a3 = axes[0], axes[-2], axes[-1]
+    bars(a1, "server_cpu_us_per_conn", COLORS[1], "server CPU us per accepted connection", "Server CPU per connection")
+    if machine_cpu:
+        bars(axes[1], "machine_cpu_us_per_conn", COLORS[4], "busy CPU us (all CPUs) per accepted connection",
+             "Machine CPU per connection")
+    wasted = [c["summary"]["accept"]["wasted_wakeups_per_accept"] for c in shown]
+    wbars = a2.bar(xs, wasted, color=colors(COLORS[3]))
     a2.set_ylim(0, max(max(wasted) * 1.25, 0.05))
     for b, w in zip(wbars, wasted):
         if w > 0:
             a2.annotate(f"{w:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
-    model_ticks(a2, names, 8)
+    a2.set_xticks(xs, names, fontsize=7, rotation=35 if len(xs) > 3 else 0, ha="right" if len(xs) > 3 else "center")
     a2.set_ylabel("wasted wakeups per accepted connection")
     a2.set_title("Reported wakeups that found nothing")
     a2.grid(axis="y", alpha=0.3)
-    ctx = [c["summary"]["ctx_switches_per_conn"] for c in picks]
-    a3.bar(range(len(picks)), [s["median"] for s in ctx],
-           yerr=[[s["median"] - s["ci_low"] for s in ctx], [s["ci_high"] - s["median"] for s in ctx]], capsize=3,
-           color=COLORS[2])
-    model_ticks(a3, names, 8)
-    a3.set_ylabel("server context switches per connection")
-    a3.set_title("Context switches (where the herd shows)")
-    a3.grid(axis="y", alpha=0.3)
+    bars(a3, "ctx_switches_per_conn", COLORS[2], "server context switches per connection",
+         "Context switches (where the herd shows)")
+    coarse = [c["config"]["model"] for c in shown if c["summary"].get("server_cpu_coarse", True)]
+    sources = sorted({x for c in shown for x in c["summary"].get("server_cpu_source", [])})
+    machine = sorted({x for c in shown for x in c["summary"].get("machine_cpu_source", [])})
     save(fig, out, "cost", figures,
-         "Server CPU microseconds per connection (median and the interval of the median, coverage below; /proc "
-         "counts CPU in 10 ms ticks, so the "
-         "resolution is 10 ms over the connections of a window), listen-fd wakeups that epoll reported but whose "
-         "accept found nothing, and server context switches per connection (voluntary + involuntary, all threads and "
-         "child processes). Most of a thundering herd stays inside the kernel (epoll_wait re-checks the fd and sleeps "
-         "again), so it shows in the context switches, not in the reported wakeups. Blocking-accept models have no "
-         "epoll wakeups. " + config_caption(picks))
+         "Per connection the server accepted in the measured window (the difference of two snapshots the server "
+         "printed at the window's edges): server CPU in microseconds (median and the interval of the median, coverage below) from the server's own cgroup "
+         f"(source: {', '.join(sources) or 'unknown'}; every thread and child process, exited ones included)"
+         + (f"; COARSE for {', '.join(coarse)}: /proc ticks of 10 ms, not comparable" if coarse else "")
+         + "; machine CPU: busy time of every CPU (source: " + (", ".join(machine) or "unknown") + "), which also "
+         "holds the kernel's listen-path softirq work on the sending CPU and the load client; listen-fd wakeups that "
+         "epoll reported but whose accept found nothing; and server context switches (voluntary + involuntary, from "
+         "getrusage of the server and its reaped children plus its live children, so exited threads and processes "
+         "count). Most of a thundering herd stays inside the kernel (epoll_wait re-checks the fd and sleeps again), so "
+         "it shows in the context switches, not in the reported wakeups. Blocking-accept models have no epoll "
+         "wakeups. Grey hatched bars, right: overloaded configurations (completed < 98% of the offered, "
+         "connections unfinished after the drain, or a drain over 200 ms): shown, not ranked. " + config_caption(shown))
 
 
 def fig_timeseries(doc, out, figures):
@@ -325,24 +359,30 @@ def fig_compare(base, new, out, figures):
          f"Before: {env_caption(base)}. After: {env_caption(new)}.")
 
 
-def summary_rows(doc):
+def summary_rows(doc, configs=None):
     rows = []
-    for c in doc["configs"]:
+    for c in doc["configs"] if configs is None else configs:
         cfg = c["config"]
         s = c.get("summary")
         if not s:
             rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg), "", "", "", "", "", "", "",
-                         f"failed: {c.get('reason', '')[:80]}"])
+                         "", f"failed: {c.get('reason', '')[:80]}"])
             continue
         status = c["status"] + (" (client saturated)" if s["client_saturated"] else "")
         if s.get("client_late"):
             status += f" (client late: start lateness p99 {s['start_lateness_us']['p99']:.0f} us)"
+        if s.get("server_cpu_coarse"):
+            status += " (CPU coarse)"
+        if s.get("disturbed_repetitions"):
+            status += f" ({s['disturbed_repetitions']} reps disturbed)"
+        machine = s.get("machine_cpu_us_per_conn")
         cov = s["conn_per_s"].get("ci_coverage")
         rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg),
                      f"{s['conn_per_s']['median']:.0f} [{s['conn_per_s']['ci_low']:.0f}, {s['conn_per_s']['ci_high']:.0f}]"
                      + (f" {100 * cov:.1f}%" if cov is not None else ""),
                      f"{s['latency_us']['total']['p50']:.0f}", f"{s['latency_us']['total']['p99']:.0f}",
-                     f"{s['server_cpu_us_per_conn']['median']:.1f}", f"{s['ctx_switches_per_conn']['median']:.2f}",
+                     f"{s['server_cpu_us_per_conn']['median']:.1f}",
+                     f"{machine['median']:.1f}" if machine else "n/a", f"{s['ctx_switches_per_conn']['median']:.2f}",
                      f"{s['accept']['wasted_wakeups_per_accept']:.3f}",
                      f"{s['fairness']['jain_index']:.3f}", status])
     return rows
@@ -395,18 +435,26 @@ def cost_model_markdown(doc):
     return md
 
 
-HEADER = ["model", "workload", "threads", "load", "conn/s [interval of median, coverage]", "p50 us", "p99 us", "CPU us/conn",
-          "ctx sw/conn", "wasted/accept", "Jain", "status"]
+HEADER = ["model", "workload", "threads", "load", "conn/s [interval of median, coverage]", "p50 us", "p99 us",
+          "CPU us/conn", "machine CPU us/conn", "ctx sw/conn", "wasted/accept", "Jain", "status"]
 
 
 def write_report(docs, out, figures):
     doc = docs[-1]
-    rows = summary_rows(doc)
+    over = overloaded_configs(doc)
+    rows = summary_rows(doc, [c for c in doc["configs"] if c not in over])
+    over_rows = summary_rows(doc, over)
     md = [f"# acceptbench report: run {doc.get('run_id', '?')}", "", f"Environment: {env_caption(doc)}", ""]
     for note in doc.get("notes", []):
         md.append(f"- {note}")
     md += ["", "## Results", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     md += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    if over_rows:
+        md += ["", "## Overloaded (not ranked)", "",
+               "These did not hold their offered rate (completed < 98% of the offered, connections unfinished after the drain, or a drain over 200 ms); "
+               "their numbers are kept for the record but are not comparable with the ones above.", "",
+               "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        md += ["| " + " | ".join(str(x) for x in r) + " |" for r in over_rows]
     md += cost_model_markdown(doc)
     md += ["", "## Figures", ""]
     for name, caption in figures:
@@ -422,6 +470,10 @@ def write_report(docs, out, figures):
     h += [f"<li>{html.escape(n)}</li>" for n in doc.get("notes", [])]
     h += ["</ul><h2>Results</h2><table><tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in HEADER) + "</tr>"]
     h += ["<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows]
+    if over_rows:
+        h += ["</table><h2>Overloaded (not ranked)</h2><table><tr>"
+              + "".join(f"<th>{html.escape(x)}</th>" for x in HEADER) + "</tr>"]
+        h += ["<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in over_rows]
     h += ["</table><h2>Figures</h2>"]
     for name, caption in figures:
         data = base64.b64encode((out / f"{name}.png").read_bytes()).decode()

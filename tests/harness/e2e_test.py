@@ -77,7 +77,11 @@ class HarnessEndToEnd(unittest.TestCase):
             self.assertTrue(all(c["summary"]["conn_per_s"]["median"] > 0 for c in ok), model)
         # A clean run: what the client counted reached the server agrees with the kernel.
         for c in doc["configs"]:
-            self.assertEqual(c["status"], "ok", c.get("reason"))
+            # A model that cannot hold the cost view's offered rate on this machine is overloaded: a status
+            # with its numbers kept, not a failure.
+            self.assertIn(c["status"], ("ok", "overloaded"), c.get("reason"))
+            if c["status"] == "overloaded":
+                self.assertEqual(c["config"]["mode"], "open")
             self.assertTrue(c["summary"]["crosscheck_within_1pct"],
                             (c["config"]["key"], c["summary"]["crosscheck_max_deviation"],
                              [(r["derived"]["crosscheck"], r["client"]["errors"], r["kernel"]) for r in c["repetitions"]]))
@@ -250,7 +254,7 @@ class HarnessEndToEnd(unittest.TestCase):
         self.assertEqual(bad.returncode, 2)
         self.assertIn("not valid JSON", bad.stderr)
         other = self.dir / "other.json"
-        other.write_text(json.dumps({"schema": "acceptbench/1", "configs": [
+        other.write_text(json.dumps({"schema": "acceptbench/2", "configs": [
             {"config": {"key": "something|else"}, "status": "ok", "repetitions": []}]}))
         mismatched = compare(FIXTURES / "compare_base.json", other)
         self.assertEqual(mismatched.returncode, 2)

@@ -102,7 +102,7 @@ TEST(CompareTest, BadInputIsAClearError) {
   EXPECT_THROW(load_results((dir / "missing.json").string()), std::invalid_argument);
   EXPECT_THROW(load_results(write("garbage.json", "{not json")), std::invalid_argument);
   EXPECT_THROW(load_results(write("other.json", R"({"schema": "other/1", "configs": []})")), std::invalid_argument);
-  const auto empty = load_results(write("empty.json", R"({"schema": "acceptbench/1", "configs": []})"));
+  const auto empty = load_results(write("empty.json", R"({"schema": "acceptbench/2", "configs": []})"));
   EXPECT_THROW(compare_results(load_results(kFixtures + "compare_base.json"), empty, {}), std::invalid_argument);
 }
 

@@ -60,6 +60,23 @@ class PlotTest(unittest.TestCase):
         self.assertEqual(page.count("data:image/png;base64,"), len(FIGURES))  # self-contained
         self.assertIn("reuseport", page)
 
+    def test_overloaded_is_tabled_apart_and_not_ranked(self):
+        doc = json.loads(FIXTURE.read_text())
+        over = next(c for c in doc["configs"] if c["config"]["model"] == "fork-per-conn" and c["config"]["workload"] == "cost")
+        over["status"], over["reason"] = "overloaded", "achieved 32% of the offered rate"
+        path = self.out / "overloaded.json"
+        path.write_text(json.dumps(doc))
+        proc = run(path, "--out", self.out)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.check_figure("cost")
+        md = (self.out / "report.md").read_text()
+        ranked, _, apart = md.partition("## Overloaded (not ranked)")
+        self.assertTrue(apart, "no table of overloaded configurations")
+        self.assertIn("| fork-per-conn | cost |", apart)
+        self.assertNotIn("| fork-per-conn | cost |", ranked)
+        cost_caption = next(line for line in md.splitlines() if line.startswith("*Per connection the server accepted"))
+        self.assertIn("not ranked", cost_caption)
+
     def test_comparison_figure(self):
         proc = run(FIXTURE, FIXTURE, "--out", self.out)
         self.assertEqual(proc.returncode, 0, proc.stderr)

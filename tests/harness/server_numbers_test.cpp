@@ -1,0 +1,206 @@
+// The server-side numbers against ground truths: context switches against wait4()'s
+// whole-process rusage, server CPU against a known spin, Jain's index per repetition,
+// overload as a status, the coarse fallback without a cgroup, and a cgroup that holds every
+// server process and is gone after the stop. Each runs real servers for a second or two.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "compare.hpp"
+#include "model_fixture.hpp"
+#include "results.hpp"
+#include "runner.hpp"
+
+namespace acceptbench {
+namespace {
+
+std::string bin(const std::string& name) { return testing::bin_dir() + "/" + name; }
+
+RunConfig cost_config(const std::string& model, double rate, double duration_s) {
+  RunConfig c;
+  c.model = model;
+  c.workload = "cost";
+  c.rate = rate;
+  c.duration_s = duration_s;
+  c.warmup_s = 0;
+  c.repetitions = 1;
+  c.client_threads = 1;
+  return c;
+}
+
+RunnerOptions options_for(const std::string& model) {
+  RunnerOptions o;
+  o.server_binary = bin(model);
+  o.multi_acceptor = testing::multi_acceptor(model);
+  return o;
+}
+
+// A configuration's repetitions one after another, summarised as the sweep does when its
+// last repetition is in.
+nlohmann::json run_all(const RunConfig& c, const RunnerOptions& o) {
+  nlohmann::json reps = nlohmann::json::array();
+  for (int i = 0; i < c.repetitions; ++i) reps.push_back(run_repetition(c, o));
+  nlohmann::json result = summarize_config(c, reps);
+  result["repetitions"] = reps;
+  return result;
+}
+
+class CtxSwitchTest : public ::testing::TestWithParam<std::string> {};
+
+// Ground truth: wait4()'s rusage of the whole server (every thread, exited ones, and every
+// child it reaped) over its whole life, per connection it accepted. The harness's figure is
+// over the window only; at 1000 connections the start and the stop add little.
+TEST_P(CtxSwitchTest, PerConnectionAgreesWithWholeProcessRusage) {
+  const std::string model = GetParam();
+  const std::string out = fmt::format("/tmp/acceptbench-rusage-{}-{}.json", ::getpid(), model);
+  RunConfig c = cost_config(model, 500, 2.0);
+  RunnerOptions o = options_for(model);
+  o.server_wrapper = {bin("rusage_wrap"), out};
+  const nlohmann::json rep = run_repetition(c, o);
+  ASSERT_EQ(rep.value("status", ""), "ok") << rep.value("reason", "");
+  std::ifstream in(out);
+  ASSERT_TRUE(in) << "the wrapper wrote no rusage";
+  const nlohmann::json truth = nlohmann::json::parse(in);
+  std::filesystem::remove(out);
+  const double accepted = rep["server"]["totals"]["accepted"].get<double>();
+  ASSERT_GT(accepted, 500);
+  const double expected = (truth["nvcsw"].get<double>() + truth["nivcsw"].get<double>()) / accepted;
+  const double measured = rep["derived"]["ctx_switches_per_conn"].get<double>();
+  EXPECT_NEAR(measured, expected, 0.15 * expected) << model << ": harness " << measured << ", wait4 " << expected;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CtxSwitchTest, ::testing::Values("thread-per-conn", "fork-per-conn", "reuseport"),
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           std::string n = p.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+double median_cpu_per_conn(std::uint32_t work_us) {
+  RunConfig c = cost_config("reuseport", 300, 1.5);
+  c.work_us = work_us;
+  c.server_threads = 1;
+  c.repetitions = 3;
+  const nlohmann::json result = run_all(c, options_for("reuseport"));
+  EXPECT_EQ(result["status"], "ok") << result.value("reason", "");
+  if (result["summary"].is_null()) return 0;
+  EXPECT_FALSE(result["summary"]["server_cpu_coarse"].get<bool>());
+  return result["summary"]["server_cpu_us_per_conn"]["median"].get<double>();
+}
+
+// A behaviour check with a generous bound: the spin is wall-clock, so a preemption in the
+// middle of one shortens its CPU time a little on a busy machine.
+TEST(ServerCpuTest, WorkUsAddsItsSpinToCpuPerConnection) {
+  const double base = median_cpu_per_conn(0);
+  const double spin = median_cpu_per_conn(200);
+  EXPECT_NEAR(spin - base, 200.0, 20.0) << "work-us 0: " << base << " us/conn, work-us 200: " << spin;
+}
+
+// reuseport-cbpf sends each connection to the listener of the CPU that handled its SYN: the
+// client's CPU on loopback. Pinning the client to CPU 0 in one repetition and to CPU 1 in
+// the other gives two opposite imbalances, which a sum over repetitions would hide.
+TEST(FairnessTest, JainIsPerRepetitionNotOverSummedCounts) {
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs two CPUs";
+  RunConfig c = cost_config("reuseport-cbpf", 300, 1.0);
+  c.server_threads = 2;
+  c.repetitions = 2;
+  const RunnerOptions o = options_for("reuseport-cbpf");
+  nlohmann::json reps = nlohmann::json::array();
+  for (const int cpu : {0, 1}) {
+    c.client_cpus = {cpu};
+    reps.push_back(run_repetition(c, o));
+    ASSERT_EQ(reps.back().value("status", ""), "ok") << reps.back().value("reason", "");
+  }
+  const nlohmann::json s = summarize_config(c, reps);
+  ASSERT_FALSE(s["summary"].is_null());
+  const auto& f = s["summary"]["fairness"];
+  EXPECT_LT(f["jain_index"].get<double>(), 0.9) << f.dump();
+  EXPECT_LT(f["jain_worst"].get<double>(), 0.9) << f.dump();
+}
+
+TEST(OverloadTest, ForkPerConnAtAnUnholdableRateIsOverloaded) {
+  RunConfig c = cost_config("fork-per-conn", 20000, 1.0);
+  RunnerOptions o = options_for("fork-per-conn");
+  o.drain_ms = 300;
+  const nlohmann::json result = run_all(c, o);
+  EXPECT_EQ(result["status"], "overloaded") << result.value("reason", "");
+  ASSERT_FALSE(result["summary"].is_null()) << "an overloaded configuration keeps its numbers";
+  EXPECT_EQ(result["summary"]["overloaded_repetitions"], 1);
+  const auto& d = result["repetitions"][0]["derived"];
+  EXPECT_TRUE(d["overloaded"].get<bool>());
+  EXPECT_LT(d["achieved_ratio"].get<double>(), 0.98);
+}
+
+TEST(CoarseTest, WithoutAWritableCgroupTheRunWorksAndSaysCoarse) {
+  const std::string root = fmt::format("/tmp/acceptbench-no-cgroup-{}", ::getpid());  // not a cgroup fs
+  ::setenv("ACCEPTBENCH_CGROUP_ROOT", root.c_str(), 1);
+  const nlohmann::json rep = run_repetition(cost_config("reuseport", 300, 0.5), options_for("reuseport"));
+  ::unsetenv("ACCEPTBENCH_CGROUP_ROOT");
+  ASSERT_EQ(rep.value("status", ""), "ok") << rep.value("reason", "");
+  EXPECT_TRUE(rep["server_cpu"]["coarse"].get<bool>());
+  EXPECT_EQ(rep["server_cpu"]["source"], "proc-ticks");
+  EXPECT_TRUE(rep["derived"]["server_cpu_coarse"].get<bool>());
+  EXPECT_FALSE(rep["server_cpu"]["why_coarse"].get<std::string>().empty());
+}
+
+TEST(CgroupTest, HoldsEveryServerProcessAndIsGoneAfterTheStop) {
+  ServerProcess server = testing::start_model("prefork", 2);
+  const ServerCgroup* cgroup = server.cgroup();
+  if (!cgroup) GTEST_SKIP() << "no cgroup here: " << server.cgroup_why();
+  const auto described = cgroup->describe();
+  const auto pids = cgroup->pids();
+  EXPECT_GE(std::count(pids.begin(), pids.end(), server.pid()), 1);
+  EXPECT_GE(std::set<pid_t>(pids.begin(), pids.end()).size(), 3u) << "the parent and its two workers";
+  ASSERT_TRUE(cgroup->cpu_ns().has_value());
+  const StopResult stop = server.stop(std::chrono::milliseconds(3000));
+  EXPECT_EQ(stop.exit_code, 0) << stop.describe();
+  for (const auto& dir : described["cgroups"]) {
+    EXPECT_FALSE(std::filesystem::exists(dir.get<std::string>())) << dir;
+  }
+  for (const pid_t p : pids) EXPECT_FALSE(std::filesystem::exists(fmt::format("/proc/{}", p))) << p;
+}
+
+// compare: a configuration that held its rate before and is overloaded now is a regression,
+// not a row of numbers (and never silently skipped); overloaded on both sides is shown, not
+// compared; acceptbench/1 is refused with the reason.
+TEST(CompareOverloadTest, NewlyOverloadedIsARegressionAndOldSchemaIsRefused) {
+  const std::string fixtures = ACCEPTBENCH_SOURCE_DIR "/tests/fixtures/";
+  const nlohmann::json base = load_results(fixtures + "compare_base.json");
+  nlohmann::json next = base;
+  next["configs"][0]["status"] = "overloaded";
+  next["configs"][0]["reason"] = "test";
+  const CompareReport r = compare_results(base, next, {});
+  EXPECT_EQ(r.regressions, 1);
+  EXPECT_NE(r.markdown.find("now overloaded"), std::string::npos);
+  ASSERT_FALSE(r.rows.empty());
+  EXPECT_EQ(r.rows[0]["metric"], "status");
+  EXPECT_EQ(r.rows[0]["verdict"], "REGRESSION");
+  const CompareReport back = compare_results(next, base, {});
+  EXPECT_EQ(back.improvements, 1);
+  EXPECT_EQ(back.regressions, 0);
+  nlohmann::json both = base;
+  both["configs"][0]["status"] = "overloaded";
+  const CompareReport neither = compare_results(both, next, {});
+  EXPECT_EQ(neither.regressions + neither.improvements, 0);
+  EXPECT_EQ(neither.compared_configs, 1) << "only the configuration ok on both sides";
+  EXPECT_NE(neither.markdown.find("overloaded in both"), std::string::npos) << neither.markdown;
+  const std::string old_file = fmt::format("/tmp/acceptbench-schema1-{}.json", ::getpid());
+  std::ofstream(old_file) << R"({"schema": "acceptbench/1", "configs": []})";
+  try {
+    load_results(old_file);
+    ADD_FAILURE() << "an acceptbench/1 file was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("acceptbench/1"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(old_file);
+}
+
+}  // namespace
+}  // namespace acceptbench
