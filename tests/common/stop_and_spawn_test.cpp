@@ -190,7 +190,7 @@ TEST(SpawnTest, ChildWhoseParentDiedBeforePdeathsigDoesNotRun) {
 
 // A server that exits 0 but says clean_shutdown: false did not finish within its grace
 // period: the repetition failed. The server here is a real model behind a wrapper that
-// rewrites that one field.
+// rewrites that one field (and passes SIGTERM and the harness's SIGUSR1 snapshot requests on).
 TEST(RunnerTest, UncleanShutdownFailsTheRepetition) {
   const std::string wrapper = "/tmp/acceptbench_unclean_" + std::to_string(::getpid()) + ".py";
   {
@@ -201,6 +201,7 @@ TEST(RunnerTest, UncleanShutdownFailsTheRepetition) {
                  "import signal, subprocess, sys\n"
                  "p = subprocess.Popen([%s] + sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
                  "signal.signal(signal.SIGTERM, lambda *a: p.send_signal(signal.SIGTERM))\n"
+                 "signal.signal(signal.SIGUSR1, lambda *a: p.send_signal(signal.SIGUSR1))\n"
                  "for line in p.stdout:\n"
                  "    sys.stdout.write(line.replace('\"clean_shutdown\":true', '\"clean_shutdown\":false'))\n"
                  "    sys.stdout.flush()\n"

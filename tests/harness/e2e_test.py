@@ -237,6 +237,25 @@ class HarnessEndToEnd(unittest.TestCase):
         self.assertTrue(done <= {c["config"]["key"] for c in doc["configs"]})
         self.assertTrue(all(c["status"] == "ok" for c in doc["configs"]))
 
+    def test_resume_keeps_an_overloaded_configuration(self):
+        # fork-per-conn cannot hold 20000/s here: overloaded is a measured outcome (kept, not ranked), so
+        # --resume must keep it instead of measuring it again as if it had failed.
+        out = self.dir / "overloaded.json"
+        args = ("--models", "fork-per-conn", "--server-threads", "1", "--workloads", "cost", "--rates", "20000",
+                "--duration", "0.5", "--warmup", "0", "--repetitions", "1", "--drain-ms", "300")
+        first = self.sweep(out, *args)
+        doc = json.loads(out.read_text())
+        jsonschema.validate(doc, SCHEMA)
+        config = doc["configs"][0]
+        if config["status"] != "overloaded":
+            self.skipTest(f"fork-per-conn held 20000/s here ({config['status']}): nothing to resume")
+        self.assertIn("OVERLOADED", first.stderr)
+        resumed = self.sweep(out, "--resume", *args)
+        self.assertIn("skipped", resumed.stderr)
+        again = json.loads(out.read_text())["configs"][0]
+        self.assertEqual(again["status"], "overloaded")
+        self.assertEqual(again["repetitions"], config["repetitions"], "the saved repetition was measured again")
+
     def test_compare_exit_codes(self):
         def compare(*files, extra=()):
             return subprocess.run([HARNESS, "compare", *map(str, files), *extra],
