@@ -95,12 +95,16 @@ double median_cpu_per_conn(std::uint32_t work_us) {
   return result["summary"]["server_cpu_us_per_conn"]["median"].get<double>();
 }
 
-// A behaviour check with a generous bound: the spin is wall-clock, so a preemption in the
-// middle of one shortens its CPU time a little on a busy machine.
+// A behaviour check with a generous bound. The spin is wall-clock, so a preemption in the
+// middle of one can only shorten its CPU time: on a busy machine (the whole suite at -j2
+// beside the e2e test measured 165-177 us twice; alone, within 10%) the added CPU falls
+// below 200 us, never above it. So the bound is tight above (nothing counted twice, the
+// right denominator) and loose below (the spin is in the server's CPU at all).
 TEST(ServerCpuTest, WorkUsAddsItsSpinToCpuPerConnection) {
   const double base = median_cpu_per_conn(0);
   const double spin = median_cpu_per_conn(200);
-  EXPECT_NEAR(spin - base, 200.0, 20.0) << "work-us 0: " << base << " us/conn, work-us 200: " << spin;
+  EXPECT_LE(spin - base, 220.0) << "work-us 0: " << base << " us/conn, work-us 200: " << spin;
+  EXPECT_GE(spin - base, 140.0) << "work-us 0: " << base << " us/conn, work-us 200: " << spin;
 }
 
 // reuseport-cbpf sends each connection to the listener of the CPU that handled its SYN: the
