@@ -69,7 +69,9 @@ const std::vector<std::string>& csv_columns() {
       "client_saturated", "client_errors", "late_starts", "dropped_starts", "client_late", "start_lateness_p99_us",
       "connect_p99_us", "total_p50_us",
       "total_p90_us", "total_p99_us", "total_p999_us", "total_max_us", "total_uncorrected_p99_us", "passive_opens",
-      "listen_overflows", "listen_drops", "crosscheck_ratio"};
+      "listen_overflows", "listen_drops", "crosscheck_ratio", "accepted_in_window", "server_cpu_coarse",
+      "machine_cpu_us_per_conn", "client_cpus_busy_fraction", "jain_index", "steal_fraction", "disturbed",
+      "achieved_ratio", "late_completions", "unfinished", "drain_s", "overloaded"};
   return kColumns;
 }
 
@@ -114,7 +116,15 @@ std::string results_csv(const nlohmann::json& doc) {
             measured(at_path(rep, {"kernel", "Tcp.PassiveOpens"})),
             measured(at_path(rep, {"kernel", "TcpExt.ListenOverflows"})),
             measured(at_path(rep, {"kernel", "TcpExt.ListenDrops"})),
-            measured(at_path(rep, {"derived", "crosscheck", "ratio"}))};
+            measured(at_path(rep, {"derived", "crosscheck", "ratio"})),
+            measured(at_path(rep, {"derived", "accepted_in_window"})),
+            measured(at_path(rep, {"derived", "server_cpu_coarse"})),
+            measured(at_path(rep, {"derived", "machine_cpu_us_per_conn"})),
+            measured(at_path(rep, {"derived", "client_cpus_busy_fraction"})),
+            measured(at_path(rep, {"derived", "jain_index"})), measured(at_path(rep, {"derived", "steal_fraction"})),
+            measured(at_path(rep, {"derived", "disturbed"})), measured(at_path(rep, {"derived", "achieved_ratio"})),
+            measured(at_path(rep, {"derived", "late_completions"})), measured(at_path(rep, {"derived", "unfinished"})),
+            measured(at_path(rep, {"derived", "drain_s"})), measured(at_path(rep, {"derived", "overloaded"}))};
         for (std::size_t i = 0; i < row.size(); ++i) {
           if (i) out += ',';
           out += csv_field(row[i]);

@@ -9,7 +9,7 @@
 
 namespace acceptbench {
 
-// Data out of a results document (acceptbench/1) in formats other tools read.
+// Data out of a results document (acceptbench/2) in formats other tools read.
 
 // The CSV columns, in order (documented in results/SCHEMA.md, "CSV export").
 const std::vector<std::string>& csv_columns();

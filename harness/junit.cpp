@@ -32,6 +32,21 @@ std::string compare_junit_xml(const nlohmann::json& rows, double alpha, const st
   try {
     for (const auto& r : rows) {
       const std::string key = r.at("key"), metric = r.at("metric"), verdict = r.at("verdict");
+      if (metric == "status") {
+        // ok on one side, overloaded on the other (or on both): the status is the comparison.
+        const std::string message =
+            fmt::format("{}: {} {}, {} {} (an overloaded configuration is not ranked by its numbers)", verdict, base_name,
+                        r.at("base_status").get<std::string>(), next_name, r.at("new_status").get<std::string>());
+        cases += fmt::format("    <testcase classname=\"{}\" name=\"status\" time=\"0\">\n", xml_escape(key));
+        if (verdict == "REGRESSION") {
+          ++failures;
+          cases += fmt::format("      <failure type=\"overloaded\" message=\"{0}\">{0}</failure>\n", xml_escape(message));
+        } else {
+          cases += fmt::format("      <system-out>{}</system-out>\n", xml_escape(message));
+        }
+        cases += "    </testcase>\n";
+        continue;
+      }
       std::string p = fmt::format("p = {:.4g}", r.at("p_value").get<double>());
       if (r.contains("p_holm")) p += fmt::format(", Holm-adjusted p = {:.4g}", r.at("p_holm").get<double>());
       const std::string message = fmt::format(

@@ -825,7 +825,7 @@ int cmd_export(int argc, char** argv) {
       "  csv:  one row per configuration and repetition (columns: results/SCHEMA.md, \"CSV export\")\n"
       "  hgrm: HdrHistogram percentile distributions (as wrk2 prints them; HdrHistogram's plotter reads them),\n"
       "        one file per configuration and latency kind (connect, ttfb, total, total_uncorrected)\n\nOptions");
-  d.add_options()("help,h", "print this help")("results", po::value(&results), "results JSON (acceptbench/1)")(
+  d.add_options()("help,h", "print this help")("results", po::value(&results), "results JSON (acceptbench/2)")(
       "format", po::value(&format), "csv or hgrm (required)")(
       "out", po::value(&out), "csv: the file (default: stdout); hgrm: the folder (required)")(
       "unit", po::value(&unit)->default_value(unit), "hgrm value unit: ms (as wrk2) or us");

@@ -126,6 +126,8 @@ class InstalledCopy(unittest.TestCase):
             self.assertEqual(row["round"], str(rep.get("round", "")))
             if rep["status"] == "ok":
                 self.assertEqual(row["client_late"], "true" if rep["derived"]["client_late"] else "false")
+                self.assertEqual(row["overloaded"], "true" if rep["derived"]["overloaded"] else "false")
+                self.assertAlmostEqual(float(row["accepted_in_window"]), rep["derived"]["accepted_in_window"], places=6)
             if rep["client"]["latency_ns"]["total"]["count"]:
                 self.assertAlmostEqual(float(row["total_p99_us"]) * 1000, rep["client"]["latency_ns"]["total"]["p99"],
                                        delta=1e-6)
@@ -179,7 +181,7 @@ class InstalledCopy(unittest.TestCase):
         # Two repetitions: the export must merge them.
         reps = [{"status": "ok", "client": {"latency_ns": {k: histogram(samples[k][half::2]) for k in KINDS}}}
                 for half in (0, 1)]
-        doc = {"schema": "acceptbench/1", "run_id": "synthetic", "env": {},
+        doc = {"schema": "acceptbench/2", "run_id": "synthetic", "env": {},
                "configs": [{"config": {"key": "synthetic|conn", "model": "synthetic"}, "status": "ok",
                             "repetitions": reps}]}
         path = self.tmp / "synthetic.json"

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "compare.hpp"
+#include "junit.hpp"
 #include "model_fixture.hpp"
 #include "results.hpp"
 #include "runner.hpp"
@@ -186,6 +187,9 @@ TEST(CompareOverloadTest, NewlyOverloadedIsARegressionAndOldSchemaIsRefused) {
   ASSERT_FALSE(r.rows.empty());
   EXPECT_EQ(r.rows[0]["metric"], "status");
   EXPECT_EQ(r.rows[0]["verdict"], "REGRESSION");
+  // JUnit: the status row is a failing test case of its own (it has no medians to print).
+  const std::string xml = compare_junit_xml(r.rows, 0.05, "BASE", "NEW", "");
+  EXPECT_NE(xml.find("<failure type=\"overloaded\""), std::string::npos) << xml;
   const CompareReport back = compare_results(next, base, {});
   EXPECT_EQ(back.improvements, 1);
   EXPECT_EQ(back.regressions, 0);
