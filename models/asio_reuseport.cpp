@@ -187,7 +187,7 @@ void Session::drive() {
     if (killed_) return;
     switch (x_.next()) {
       case http::Next::kSend: {
-        if (x_.take_work()) worker_.server().simulate_work();
+        if (x_.take_work()) worker_.server().simulate_work(worker_.stats());
         socket_.async_write_some(asio::buffer(x_.out().data(), x_.out().size()),
                                  [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
                                    if (self->killed_) return;

@@ -147,7 +147,7 @@ class Ring {
       switch (c.x.next()) {
         case http::Next::kSend:
           if (c.x.take_work()) {
-            server_.simulate_work();
+            server_.simulate_work(stats_);
             now_ = now_ns();
           }
           ::io_uring_prep_send(sqe(), c.fd.get(), c.x.out().data(), c.x.out().size(), MSG_NOSIGNAL);

@@ -137,7 +137,7 @@ void serve_blocking(Server& server, AcceptorStats& stats, UniqueFd fd) {
   for (;;) {
     switch (x.next()) {
       case http::Next::kSend: {
-        if (x.take_work()) server.simulate_work();
+        if (x.take_work()) server.simulate_work(stats);
         const ssize_t n = ::send(fd.get(), x.out().data(), x.out().size(), MSG_NOSIGNAL);
         if (n >= 0) {
           x.sent(static_cast<std::size_t>(n), now_ns());

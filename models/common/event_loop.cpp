@@ -130,7 +130,7 @@ void EventLoop::on_connection(int fd, std::uint32_t events) {
     switch (c.x.next()) {
       case http::Next::kSend: {
         if (c.x.take_work()) {
-          server_->simulate_work();
+          server_->simulate_work(*stats_);
           now_ns_ = now_ns();
         }
         const ssize_t n = ::send(fd, c.x.out().data(), c.x.out().size(), MSG_NOSIGNAL);

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,6 +74,12 @@ ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec)
     ("backlog", po::value(&o.backlog)->default_value(0), "listen backlog; 0 reads /proc/sys/net/core/somaxconn")
     ("work-us", po::value(&o.work_us)->default_value(0), "CPU spin per request, microseconds")
     ("sleep-us", po::value(&o.sleep_us)->default_value(0), "blocking wait per request, microseconds")
+    ("sleep-fraction", po::value(&o.sleep_fraction)->default_value(o.sleep_fraction),
+        "fraction of requests that wait --sleep-us, evenly spaced (0.01: every 100th)")
+    ("stall-worker", po::value(&o.stall_worker)->default_value(o.stall_worker),
+        "acceptor index whose first request after each --stall-every-ms blocks --stall-ms; -1: none")
+    ("stall-ms", po::value(&o.stall_ms)->default_value(o.stall_ms), "length of the --stall-worker's stall")
+    ("stall-every-ms", po::value(&o.stall_every_ms)->default_value(o.stall_every_ms), "period of the stalls")
     ("response-bytes", po::value(&o.response_bytes)->default_value(o.response_bytes), "response body size")
     ("read-timeout-ms", po::value(&o.read_timeout_ms)->default_value(o.read_timeout_ms),
         "close a connection idle or stalled mid-request this long")
@@ -110,6 +117,14 @@ ServerOptions parse_server_options(int argc, char** argv, const ModelSpec& spec)
   require_range(vm, "work-us", o.work_us, 0u, 10'000'000u);
   require_range(vm, "sleep-us", o.sleep_us, 0u, 10'000'000u);
   require_range(vm, "response-bytes", o.response_bytes, 0u, 64u << 20);
+  if (vm.count("sleep-fraction") && !(o.sleep_fraction > 0 && o.sleep_fraction <= 1)) {
+    usage_error(fmt::format("--sleep-fraction must be in (0, 1], got {}", o.sleep_fraction));
+  }
+  if (!vm["sleep-fraction"].defaulted() && o.sleep_us == 0) usage_error("--sleep-fraction needs --sleep-us");
+  require_range(vm, "stall-worker", o.stall_worker, -1, threads - 1);
+  require_range(vm, "stall-ms", o.stall_ms, 0u, 60'000u);
+  require_range(vm, "stall-every-ms", o.stall_every_ms, 1u, 3'600'000u);
+  if ((o.stall_worker >= 0) != (o.stall_ms > 0)) usage_error("--stall-worker and --stall-ms go together");
   require_range(vm, "read-timeout-ms", o.read_timeout_ms, 1, 3'600'000);
   require_range(vm, "grace-ms", o.grace_ms, 0, 600'000);
   require_range(vm, "accept-batch", o.accept_batch, 0, 1 << 16);
@@ -140,6 +155,7 @@ Server::Server(const ModelSpec& spec, ServerOptions options)
       shared_(map_shared_state()),
       stop_event_(check(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")) {
   current_server.store(this);
+  shared_->next_stall_ns.store(now_ns() + std::int64_t{options_.stall_every_ms} * 1'000'000);
 }
 
 bool Server::past_grace() const {
@@ -235,16 +251,39 @@ void Server::worker_ready() {
   if (pending_workers_.fetch_sub(1) == 1) announce_ready(ready_port_);
 }
 
-void Server::simulate_work() const {
+namespace {
+void sleep_us(std::uint64_t us) {
+  const timespec ts{static_cast<time_t>(us / 1'000'000), static_cast<long>(us % 1'000'000) * 1000};
+  ::nanosleep(&ts, nullptr);
+}
+}  // namespace
+
+void Server::simulate_work(AcceptorStats& stats) const {
   if (options_.work_us > 0) {
     const std::int64_t until = now_ns() + std::int64_t{options_.work_us} * 1000;
     while (now_ns() < until) {
     }
   }
   if (options_.sleep_us > 0) {
-    const timespec ts{static_cast<time_t>(options_.sleep_us / 1'000'000),
-                      static_cast<long>(options_.sleep_us % 1'000'000) * 1000};
-    ::nanosleep(&ts, nullptr);
+    bool sleeps = true;
+    if (options_.sleep_fraction < 1) {
+      // Request n (over all workers) waits when floor((n + 1) F) > floor(n F): exactly
+      // floor(N F) of the first N requests wait, evenly spaced.
+      const auto n = static_cast<double>(shared_->work_seq.fetch_add(1, std::memory_order_relaxed));
+      sleeps = std::floor((n + 1) * options_.sleep_fraction) > std::floor(n * options_.sleep_fraction);
+    }
+    if (sleeps) {
+      sleep_us(options_.sleep_us);
+      AcceptorStats::add(stats.slept);
+    }
+  }
+  if (options_.stall_ms > 0 && &stats == &shared_->acceptors[static_cast<std::size_t>(options_.stall_worker)]) {
+    const std::int64_t now = now_ns();
+    if (now >= shared_->next_stall_ns.load(std::memory_order_relaxed)) {
+      shared_->next_stall_ns.store(now + std::int64_t{options_.stall_every_ms} * 1'000'000, std::memory_order_relaxed);
+      sleep_us(std::uint64_t{options_.stall_ms} * 1000);
+      AcceptorStats::add(stats.stalls);
+    }
   }
 }
 
@@ -455,6 +494,10 @@ int server_main(int argc, char** argv, const ModelSpec& spec, void (*run)(Server
                      {"backlog", o.backlog > 0 ? o.backlog : somaxconn()},
                      {"work_us", o.work_us},
                      {"sleep_us", o.sleep_us},
+                     {"sleep_fraction", o.sleep_fraction},
+                     {"stall_worker", o.stall_worker},
+                     {"stall_ms", o.stall_ms},
+                     {"stall_every_ms", o.stall_every_ms},
                      {"response_bytes", o.response_bytes},
                      {"read_timeout_ms", o.read_timeout_ms},
                      {"grace_ms", o.grace_ms},

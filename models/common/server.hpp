@@ -34,6 +34,10 @@ struct ServerOptions {
   int backlog = 0;  // 0: /proc/sys/net/core/somaxconn
   std::uint32_t work_us = 0;
   std::uint32_t sleep_us = 0;
+  double sleep_fraction = 1;  // of requests that wait --sleep-us (evenly spaced, exact count)
+  int stall_worker = -1;      // this acceptor's first request after each --stall-every-ms ...
+  std::uint32_t stall_ms = 0;  // ... blocks this long (a worker that sometimes blocks)
+  std::uint32_t stall_every_ms = 1000;
   std::uint32_t response_bytes = 13;
   int read_timeout_ms = 5000;  // an idle or stalled connection is closed after this
   int grace_ms = 2000;         // after SIGTERM: time to finish in-flight requests
@@ -89,8 +93,10 @@ class Server {
   void ready_after(int n_workers, std::uint16_t port);
   void worker_ready();  // any worker thread, once each
 
-  // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait.
-  void simulate_work() const;
+  // The simulated per-request cost: --work-us of CPU spin, then --sleep-us of blocking wait
+  // for --sleep-fraction of the requests, and the periodic --stall-ms of one worker. `stats`
+  // is the serving acceptor's slot: it names the worker and counts the waits. Serving thread.
+  void simulate_work(AcceptorStats& stats) const;
 
   // Main thread: begins the stop (signal received): the stop flag, then shutdown() of every
   // registered listener, then the stop eventfd. The listeners are shut down through

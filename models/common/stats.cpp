@@ -30,6 +30,7 @@ nlohmann::json acceptor_json(const AcceptorStats& s) {
           {"mutex_acquired", get(s.mutex_acquired)}, {"mutex_contended", get(s.mutex_contended)},
           {"requests", get(s.requests)},         {"bad_requests", get(s.bad_requests)},
           {"read_timeouts", get(s.read_timeouts)}, {"closed", get(s.closed)},
+          {"slept", get(s.slept)},               {"stalls", get(s.stalls)},
           {"errors", errors}};
 }
 

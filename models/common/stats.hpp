@@ -29,6 +29,8 @@ struct alignas(64) AcceptorStats {
   Counter bad_requests{0};     // 400/413/431 responses handed whole to the kernel
   Counter read_timeouts{0};    // connections closed by the deadline rule of http_core.hpp
   Counter closed{0};           // connections closed by the server, for any reason
+  Counter slept{0};            // requests that waited --sleep-us (--sleep-fraction of them)
+  Counter stalls{0};           // --stall-ms stalls of the --stall-worker
   std::array<Counter, kMaxErrno> errors{};  // by errno, from accept/read/write
 
   static void add(Counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
@@ -46,6 +48,8 @@ struct SharedState {
   std::atomic<int> listen_in_sets_max{0};
   std::atomic<std::int64_t> live_workers{0};  // threads/children serving connections now
   std::atomic<std::int64_t> live_workers_peak{0};  // the most live_workers ever was
+  std::atomic<std::uint64_t> work_seq{0};       // requests that reached simulate_work (--sleep-fraction)
+  std::atomic<std::int64_t> next_stall_ns{0};   // --stall-worker's next stall, CLOCK_MONOTONIC
   std::array<AcceptorStats, kMaxAcceptors> acceptors{};
 
   // A thread or child starts serving a connection (the acceptor's thread only).
