@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -14,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -745,6 +747,221 @@ LoadResult run_load(const LoadConfig& config, const std::function<void(double, s
     }
   }
   return r;
+}
+
+std::int64_t self_rss_kb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmRSS:")) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
+}
+
+namespace {
+
+// TCP socket memory in use (pages, machine-wide) from /proc/net/sockstat's "TCP: ... mem N".
+std::int64_t sockstat_tcp_mem_pages() {
+  std::ifstream in("/proc/net/sockstat");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("TCP:")) continue;
+    const std::size_t at = line.find(" mem ");
+    if (at != std::string::npos) return std::strtoll(line.c_str() + at + 5, nullptr, 10);
+  }
+  return 0;
+}
+
+// One response read whole: the head up to \r\n\r\n, then Content-Length bytes.
+bool response_complete(const std::string& got) {
+  const std::size_t end = got.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  std::uint64_t length = 0;
+  for (std::size_t pos = got.find("\r\n"); pos < end; pos = got.find("\r\n", pos + 2)) {
+    if (strncasecmp(got.c_str() + pos + 2, "content-length:", 15) == 0) {
+      length = std::strtoull(got.c_str() + pos + 17, nullptr, 10);
+      break;
+    }
+  }
+  return got.size() >= end + 4 + length;
+}
+
+}  // namespace
+
+std::string HoldResult::describe() const {
+  std::string s = fmt::format("held {} of {} idle connections", held, requested);
+  if (unanswered) s += fmt::format(", {} unanswered (no progress for the stall limit)", unanswered);
+  if (failed) {
+    s += fmt::format(", {} failed:", failed);
+    for (std::size_t k = 0; k < errors.size(); ++k)
+      if (errors[k]) s += fmt::format(" {}={}", to_string(static_cast<ErrorKind>(k)), errors[k]);
+  }
+  return s;
+}
+
+nlohmann::json HoldResult::to_json() const {
+  nlohmann::json errs = nlohmann::json::object();
+  for (std::size_t k = 0; k < errors.size(); ++k) errs[to_string(static_cast<ErrorKind>(k))] = errors[k];
+  return {{"requested", requested},
+          {"held", held},
+          {"failed", failed},
+          {"unanswered", unanswered},
+          {"errors", errs},
+          {"open_s", open_s},
+          {"client_rss_delta_kb", client_rss_delta_kb},
+          {"client_bytes_per_conn", client_bytes_per_conn()},
+          {"kernel_tcp_mem_delta_kb", kernel_tcp_mem_delta_kb},
+          {"still_open_at_end", still_open_at_end < 0 ? nlohmann::json(nullptr) : nlohmann::json(still_open_at_end)}};
+}
+
+HeldConnections HeldConnections::open(const std::string& host, std::uint16_t port, int n, int stall_ms,
+                                      int max_pending) {
+  sockaddr_in target{};
+  target.sin_family = AF_INET;
+  target.sin_port = htons(port);
+  if (::inet_pton(AF_INET, host.c_str(), &target.sin_addr) != 1) {
+    throw std::invalid_argument("hold: target host '" + host + "' is not an IPv4 address");
+  }
+  if (n < 0 || n > 1'000'000) throw std::invalid_argument("hold: connections must be 0..1000000");
+  if (stall_ms < 1 || max_pending < 1) throw std::invalid_argument("hold: stall and pending limits must be >= 1");
+  HeldConnections h;
+  HoldResult& r = h.result_;
+  r.requested = n;
+  if (n == 0) return h;
+  const bool loopback = (ntohl(target.sin_addr.s_addr) >> 24) == 127;
+  const std::string request = fmt::format("GET / HTTP/1.1\r\nHost: {}:{}\r\n\r\n", host, port);
+  const std::int64_t rss0 = self_rss_kb(), mem0 = sockstat_tcp_mem_pages();
+  const std::int64_t t0 = mono_ns();
+  UniqueFd ep(acceptbench::check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
+  struct Pending {
+    UniqueFd fd;
+    bool sent = false;
+    std::string got;
+  };
+  std::vector<Pending> pending(static_cast<std::size_t>(std::min(n, max_pending)));
+  std::vector<std::size_t> free_slots;
+  for (std::size_t i = 0; i < pending.size(); ++i) free_slots.push_back(pending.size() - 1 - i);
+  h.fds_.reserve(static_cast<std::size_t>(n));
+  int started = 0;
+  std::int64_t last_progress = t0;
+  auto fail = [&](std::size_t slot, int err) {
+    ++r.failed;
+    ++r.errors[static_cast<std::size_t>(classify(err))];
+    pending[slot] = Pending{};
+    free_slots.push_back(slot);
+  };
+  std::array<epoll_event, 256> events{};
+  char buf[4096];
+  while (r.held + r.failed < n) {
+    while (started < n && !free_slots.empty()) {
+      const std::size_t slot = free_slots.back();
+      free_slots.pop_back();
+      ++started;
+      Pending& p = pending[slot];
+      p.fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (!p.fd) {
+        fail(slot, errno);
+        continue;
+      }
+      if (loopback) {
+        // 1000 connections per source address: 127.77.x.y, far from the load's 127.T.x.y.
+        const int one = 1;
+        ::setsockopt(p.fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        const auto k = static_cast<std::uint32_t>(started / 1000);
+        sockaddr_in src{};
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl((127u << 24) | (77u << 16) | ((1 + k / 250) << 8) | (1 + k % 250));
+        if (::bind(p.fd.get(), reinterpret_cast<sockaddr*>(&src), sizeof src) < 0) {
+          fail(slot, errno);
+          continue;
+        }
+      }
+      if (::connect(p.fd.get(), reinterpret_cast<const sockaddr*>(&target), sizeof target) < 0 && errno != EINPROGRESS) {
+        fail(slot, errno);
+        continue;
+      }
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+      ev.data.u64 = slot;
+      if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, p.fd.get(), &ev) < 0) fail(slot, errno);
+    }
+    if (r.held + r.failed >= n) break;
+    const int k = ::epoll_wait(ep.get(), events.data(), static_cast<int>(events.size()), 100);
+    const std::int64_t now = mono_ns();
+    for (int i = 0; i < k; ++i) {
+      const auto slot = static_cast<std::size_t>(events[static_cast<std::size_t>(i)].data.u64);
+      const std::uint32_t e = events[static_cast<std::size_t>(i)].events;
+      Pending& p = pending[slot];
+      if (!p.fd) continue;
+      if (e & EPOLLERR) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(p.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        fail(slot, err ? err : ECONNRESET);
+        continue;
+      }
+      if (!p.sent && (e & EPOLLOUT)) {
+        if (::send(p.fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+          fail(slot, errno);
+          continue;
+        }
+        p.sent = true;
+        last_progress = now;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = slot;
+        ::epoll_ctl(ep.get(), EPOLL_CTL_MOD, p.fd.get(), &ev);
+      }
+      if (!(e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) continue;
+      const ssize_t got = ::read(p.fd.get(), buf, sizeof buf);
+      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+        fail(slot, got == 0 ? ECONNRESET : errno);
+        continue;
+      }
+      if (got < 0) continue;
+      p.got.append(buf, static_cast<std::size_t>(got));
+      last_progress = now;
+      if (!response_complete(p.got)) continue;
+      if (p.got.compare(0, 13, "HTTP/1.1 200 ") != 0) {
+        ++r.failed;
+        ++r.errors[static_cast<std::size_t>(ErrorKind::kBadResponse)];
+        pending[slot] = Pending{};
+      } else {
+        ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, p.fd.get(), nullptr);
+        h.fds_.push_back(std::move(p.fd));
+        ++r.held;
+        p = Pending{};
+      }
+      free_slots.push_back(slot);
+    }
+    if (now - last_progress > std::int64_t{stall_ms} * 1'000'000) break;
+  }
+  r.unanswered = n - r.held - r.failed;
+  r.open_s = static_cast<double>(mono_ns() - t0) / 1e9;
+  pending.clear();  // the unanswered ones close here
+  r.client_rss_delta_kb = self_rss_kb() - rss0;
+  r.kernel_tcp_mem_delta_kb = (sockstat_tcp_mem_pages() - mem0) * (::sysconf(_SC_PAGESIZE) / 1024);
+  return h;
+}
+
+int HeldConnections::check() {
+  int open = 0;
+  for (const auto& fd : fds_) {
+    pollfd p{fd.get(), POLLIN | POLLRDHUP, 0};
+    // Idle and open: nothing to read, no hang-up. Anything else means the server let go.
+    if (::poll(&p, 1, 0) == 0) ++open;
+  }
+  result_.still_open_at_end = open;
+  return open;
+}
+
+void HeldConnections::close() {
+  for (auto& fd : fds_) {
+    const linger rst{1, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
+    fd.reset();
+  }
+  fds_.clear();
 }
 
 std::string summarize(const LoadResult& r) {

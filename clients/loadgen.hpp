@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "histogram.hpp"
+#include "unique_fd.hpp"
 
 namespace acceptbench {
 
@@ -109,6 +111,56 @@ struct LoadResult {
 // thread with the seconds elapsed and connections completed so far. Throws
 // std::invalid_argument on a bad config and std::system_error on setup failures.
 LoadResult run_load(const LoadConfig& config, const std::function<void(double, std::uint64_t)>& progress = {});
+
+// Idle keep-alive connections held open in the background while a load runs (the c10k
+// experiment). Each connects (source addresses spread over 127.77.x.y on loopback), sends one
+// keep-alive request, reads the response, then stays open and idle: the server has accepted
+// and served it and must keep it. At most `max_pending` are being opened at once, so that the
+// listen backlog never overflows. Opening stops early when no connection made progress for
+// `stall_ms` (a model that serves one connection at a time never answers the second), so a
+// model that cannot hold N is reported in seconds, not after a timeout per connection.
+struct HoldResult {
+  int requested = 0;
+  int held = 0;          // answered and kept open
+  int failed = 0;        // failed while opening (errors by kind below)
+  int unanswered = 0;    // still waiting for their response when opening gave up
+  std::array<std::uint64_t, static_cast<std::size_t>(ErrorKind::kCount)> errors{};
+  double open_s = 0;     // time to open and answer them
+  std::int64_t client_rss_delta_kb = 0;       // this process's VmRSS after minus before
+  std::int64_t kernel_tcp_mem_delta_kb = 0;   // /proc/net/sockstat TCP mem (pages) delta, both ends
+  int still_open_at_end = -1;                 // checked by HeldConnections::check(); -1: not checked
+  [[nodiscard]] bool all_held() const { return held == requested; }
+  [[nodiscard]] double client_bytes_per_conn() const {
+    return held > 0 ? static_cast<double>(client_rss_delta_kb) * 1024.0 / held : 0.0;
+  }
+  [[nodiscard]] std::string describe() const;  // "held 1 of 1000: 999 unanswered after ..."
+  [[nodiscard]] nlohmann::json to_json() const;
+};
+
+class HeldConnections {
+ public:
+  HeldConnections() = default;
+  // Opens n connections as described above. Throws std::invalid_argument on a bad host or n.
+  static HeldConnections open(const std::string& host, std::uint16_t port, int n, int stall_ms = 2000,
+                              int max_pending = 256);
+  HeldConnections(HeldConnections&&) = default;
+  HeldConnections& operator=(HeldConnections&&) = default;
+  ~HeldConnections() { close(); }
+
+  [[nodiscard]] const HoldResult& result() const { return result_; }
+  // Counts the held connections the server has not closed (no EOF, reset or data pending)
+  // into result().still_open_at_end, and returns it.
+  int check();
+  // Closes every connection with RST (no TIME_WAIT for thousands of sockets).
+  void close();
+
+ private:
+  std::vector<UniqueFd> fds_;
+  HoldResult result_;
+};
+
+// This process's resident set size (VmRSS) in KiB; 0 if unreadable.
+std::int64_t self_rss_kb();
 
 // A short human summary (fmt), several lines.
 std::string summarize(const LoadResult& r);

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   std::string target, close = "client", json_file, cpus;
   bool quiet = false, no_spread = false;
   double start_at = 0;
+  int hold = 0;
   po::options_description desc(
       "loadgen: a multithreaded HTTP/1.1 load client measuring connections per second,\n"
       "latency (connect, first byte, total) and errors by kind.\n\n"
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
     ("slow-ms", po::value(&c.slow_ms)->default_value(0), "a slow client waits this long between handshake and request")
     ("spin-us", po::value(&c.spin_us)->default_value(c.spin_us), "open loop: poll without sleeping this long before each due start")
     ("late-threshold-us", po::value(&c.late_threshold_us)->default_value(c.late_threshold_us), "open loop: flag client_late when start lateness p99 exceeds this")
+    ("hold", po::value(&hold)->default_value(0),
+        "hold this many idle keep-alive connections open during the run (each answered once first)")
     ("cpus", po::value(&cpus), "pin client threads round-robin to these CPUs, e.g. 0 or 0-1")
     ("no-spread", po::bool_switch(&no_spread), "loopback: do not spread source addresses over 127.0.0.0/8")
     ("json", po::value(&json_file), "write the full result (raw histogram buckets included) to this file; - : stdout")
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
     if (!cpus.empty()) c.cpus = parse_cpu_list(cpus);
     if (vm["connections"].defaulted() && c.rate == 0) c.connections = c.threads;
     validate(c);
+    if (hold < 0 || hold > 1'000'000) throw std::invalid_argument("--hold must be 0..1000000");
   } catch (const po::error& e) {
     usage_error(e.what());
   } catch (const std::exception& e) {
@@ -109,21 +113,36 @@ int main(int argc, char** argv) {
     auto progress = [&](double t, std::uint64_t done) {
       if (!quiet) fmt::print(stderr, "\r  {:5.1f} s  {} connections measured   ", t, done);
     };
+    HeldConnections held;
+    if (hold > 0) {
+      held = HeldConnections::open(c.host, c.port, hold);
+      if (!quiet) fmt::print(stderr, "  {} in {:.2f} s\n", held.result().describe(), held.result().open_s);
+    }
     const LoadResult r = run_load(c, progress);
     if (!quiet) fmt::print(stderr, "\n");
+    if (hold > 0) held.check();
+    nlohmann::json out = r.to_json();
+    if (hold > 0) out["hold"] = held.result().to_json();
     if (json_stdout) {
-      fmt::print("{}\n", r.to_json().dump());
+      fmt::print("{}\n", out.dump());
       fmt::print(stderr, "{}", summarize(r));
     } else if (!json_file.empty()) {
       const std::string tmp = json_file + ".tmp";
       {
-        std::ofstream out(tmp);
-        out << r.to_json().dump(1) << "\n";
-        if (!out) throw std::runtime_error("cannot write " + tmp);
+        std::ofstream f(tmp);
+        f << out.dump(1) << "\n";
+        if (!f) throw std::runtime_error("cannot write " + tmp);
       }
       if (std::rename(tmp.c_str(), json_file.c_str()) != 0) throw std::runtime_error("cannot rename to " + json_file);
     }
     if (!json_stdout) fmt::print("{}", summarize(r));
+    if (hold > 0) {
+      const HoldResult& h = held.result();
+      fmt::print(json_stdout ? stderr : stdout,
+                 "  hold: {}; {} still open at the end; client memory {:.0f} bytes per held connection "
+                 "(VmRSS delta), kernel TCP memory delta {} KiB (both ends)\n",
+                 h.describe(), h.still_open_at_end, h.client_bytes_per_conn(), h.kernel_tcp_mem_delta_kb);
+    }
     return r.connections > 0 ? 0 : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "loadgen: error: {}\n", e.what());

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -13,6 +15,8 @@
 #include <numeric>
 #include <random>
 #include <system_error>
+
+#include <sys/resource.h>
 
 #include <boost/program_options.hpp>
 #include <fmt/chrono.h>
@@ -48,7 +52,8 @@ constexpr const char* kUsage =
     "  probe    prints a server process's CPU and context switches (--pid) and the kernel's TCP counters\n"
     "           (--kernel) as JSON: the reader the harness runs on the server's host behind ssh or netns\n"
     "  export   RESULTS.json as CSV (one row per repetition) or HdrHistogram .hgrm files\n"
-    "  attach-cost-model  folds cost_model's Google Benchmark JSON into a results file\n";
+    "  attach-cost-model  folds cost_model's Google Benchmark JSON into a results file\n"
+    "  experiment NAME    a named experiment (herd, skew, stall, c10k): its preset's sweep, then the report\n";
 
 [[noreturn]] void usage_error(const std::string& m) {
   fmt::print(stderr, "acceptbench: error: {}\n", m);
@@ -531,7 +536,7 @@ nlohmann::json ranking_notes() {
           "connections unfinished after the drain, or a drain over 200 ms): its numbers are kept and drawn apart, never ranked."};
 }
 
-int cmd_sweep(int argc, char** argv, bool single) {
+int cmd_sweep(int argc, char** argv, bool single, const std::string& experiment = "") {
   MatrixFlags mf;
   LaunchFlags lf;
   const Layout layout = find_layout();
@@ -556,10 +561,12 @@ int cmd_sweep(int argc, char** argv, bool single) {
   if (parse_flags(argc, argv, d, vm)) return 0;
   if (resume && out.empty()) usage_error("--resume needs --out FILE");
   SweepRun sweep;
+  std::string spec_comment;
   try {
     const std::string data_dir = data_dir_for(bin_dir, layout);
     sweep.catalog = load_models(data_dir);
     MatrixSpec spec = mf.build(data_dir + "/presets", single ? "" : "quick");
+    spec_comment = spec.comment;
     if (single && spec.workloads.size() == 1 && mf.workloads.empty()) spec.workloads = {"conn"};
     sweep.configs = spec.expand(sweep.catalog);
   } catch (const std::invalid_argument& e) {
@@ -581,8 +588,13 @@ int cmd_sweep(int argc, char** argv, bool single) {
     env["placement"]["client_hosts"] = nlohmann::json::array();
     for (const auto& h : sweep.base_options.client_hosts) env["placement"]["client_hosts"].push_back(h.describe());
     env["placement"]["target_host"] = lf.target_host;
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0) env["rlimit_nofile"] = files.rlim_cur;  // harness and servers
     ResultsFile file(out, std::move(env), run_id, resume);
     file.set("notes", ranking_notes());
+    if (!experiment.empty()) {
+      file.set("experiment", {{"name", experiment}, {"preset", mf.preset}, {"comment", spec_comment}});
+    }
     fmt::print(stderr, "acceptbench: {} configurations -> {}\n", sweep.configs.size(), out);
     run_matrix(sweep, file, resume, seed);
     print_summary(file.doc());
@@ -595,6 +607,81 @@ int cmd_sweep(int argc, char** argv, bool single) {
     return 1;
   }
   return 0;
+}
+
+// The named experiments: a preset each (NAME.json, and NAME-quick.json for tests), and a
+// section of the report (plots/experiments.py).
+constexpr std::array<const char*, 4> kExperiments = {"herd", "skew", "stall", "c10k"};
+
+int cmd_experiment(int argc, char** argv) {
+  std::string name, out;
+  bool quick = false, report = true;
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      fmt::print(
+          "acceptbench experiment NAME [--quick] [--no-report] [--out FILE] [sweep flags...]\n\n"
+          "Runs a named experiment: the sweep of harness/presets/NAME.json (--quick: NAME-quick.json, a tiny\n"
+          "version for tests), then plots/plot.py, whose report has the experiment's section: figures and a\n"
+          "finding computed from the results. Any sweep flag (acceptbench sweep --help) overrides the preset.\n\n"
+          "Experiments:\n"
+          "  herd   epoll-shared, epoll-exclusive, epoll-mutex, shared-accept, reuseport x 1, 2, 4, 8 workers, under\n"
+          "         slow arrivals and under load: context switches, wasted wake-ups and CPU per connection\n"
+          "  skew   epoll-shared, epoll-exclusive, epoll-mutex, reuseport, 4 workers, offered rates low to high:\n"
+          "         each worker's share of the connections, Jain's index per repetition\n"
+          "  stall  service-time shapes (none; 1% of requests block 10 ms; one worker blocks 50 ms a second) x\n"
+          "         reuseport, reuseport-cbpf, epoll-exclusive, epoll-mutex, acceptor-dispatch: p50/p99/p99.9\n"
+          "  c10k   0, 1000, 10000 idle keep-alive connections held open while new ones arrive at a fixed rate:\n"
+          "         server memory per held connection, threads, CPU and latency per new connection\n\n"
+          "Options:\n"
+          "  --quick       the tiny preset NAME-quick (seconds; what the tests run)\n"
+          "  --no-report   do not run plots/plot.py afterwards\n"
+          "  --out FILE    results file (default results/<run-id>-NAME/results.json)\n");
+      return 0;
+    }
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--no-report") {
+      report = false;
+    } else if (a == "--out" && i + 1 < argc) {
+      out = argv[++i];
+    } else if (a.starts_with("--out=")) {
+      out = a.substr(6);
+    } else if (a == "--preset" || a.starts_with("--preset=")) {
+      usage_error("experiment takes its preset from NAME");
+    } else if (name.empty() && !a.starts_with("-")) {
+      name = a;
+    } else {
+      rest.push_back(a);
+    }
+  }
+  if (name.empty()) usage_error("experiment needs a NAME: herd, skew, stall or c10k (acceptbench experiment --help)");
+  if (std::find(kExperiments.begin(), kExperiments.end(), name) == kExperiments.end()) {
+    usage_error("unknown experiment '" + name + "': herd, skew, stall or c10k");
+  }
+  if (out.empty()) out = "results/" + new_run_id() + "-" + name + (quick ? "-quick" : "") + "/results.json";
+  std::vector<std::string> args = {"experiment", "--preset", name + (quick ? "-quick" : ""), "--out", out};
+  args.insert(args.end(), rest.begin(), rest.end());
+  std::vector<char*> cargv;
+  for (auto& x : args) cargv.push_back(x.data());
+  cargv.push_back(nullptr);
+  const int rc = cmd_sweep(static_cast<int>(args.size()), cargv.data(), false, name);
+  if (rc != 0 || !report) return rc;
+  const std::string plot = ACCEPTBENCH_SOURCE_DIR "/plots/plot.py";
+  if (!fs::exists(plot)) {
+    fmt::print(stderr, "acceptbench: {} not found; draw the report with plots/plot.py {}\n", plot, out);
+    return 0;
+  }
+  // Paths are quoted for the shell; a quote inside them is escaped.
+  auto quote = [](const std::string& x) {
+    std::string q = "'";
+    for (char ch : x) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return q + "'";
+  };
+  const int plot_rc = std::system(("/usr/bin/python3 " + quote(plot) + " " + quote(out)).c_str());
+  if (plot_rc != 0) fmt::print(stderr, "acceptbench: the report failed (plot.py exit {})\n", plot_rc);
+  return plot_rc == 0 ? 0 : 1;
 }
 
 int cmd_compare(int argc, char** argv) {
@@ -908,6 +995,13 @@ int cmd_attach_cost_model(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  // Thousands of held connections (the c10k experiment) need descriptors on both sides: the
+  // soft limit goes up to the hard one here, and the servers inherit it.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     fmt::print(argc < 2 ? stderr : stdout, "{}", kUsage);
     return argc < 2 ? 2 : 0;
@@ -922,6 +1016,7 @@ int main(int argc, char** argv) {
   if (cmd == "probe") return cmd_probe(argc - 1, argv + 1);
   if (cmd == "export") return cmd_export(argc - 1, argv + 1);
   if (cmd == "attach-cost-model") return cmd_attach_cost_model(argc - 1, argv + 1);
+  if (cmd == "experiment") return cmd_experiment(argc - 1, argv + 1);
   fmt::print(stderr, "acceptbench: error: unknown command '{}'\n\n{}", cmd, kUsage);
   return 2;
 }

@@ -38,7 +38,8 @@ void MatrixSpec::apply(const nlohmann::json& j) {
   static const std::set<std::string> kKnown = {
       "comment", "models", "server_threads", "workloads", "connections", "keepalive_connections", "rates",
       "keepalive_requests", "duration_s", "warmup_s", "repetitions", "work_us", "sleep_us", "response_bytes",
-      "close", "client_threads", "server_cpus", "client_cpus", "server_args", "slow_fraction", "slow_ms"};
+      "close", "client_threads", "server_cpus", "client_cpus", "server_args", "slow_fraction", "slow_ms",
+      "variants", "holds", "model_args", "experiment"};
   if (!j.is_object()) throw std::invalid_argument("a matrix config must be a JSON object");
   for (const auto& [k, v] : j.items()) {
     if (!kKnown.contains(k)) throw std::invalid_argument("unknown matrix field '" + k + "'");
@@ -70,6 +71,16 @@ void MatrixSpec::apply(const nlohmann::json& j) {
     get("server_args", server_args);
     get("slow_fraction", slow_fraction);
     get("slow_ms", slow_ms);
+    get("holds", holds);
+    get("model_args", model_args);
+    get("experiment", experiment);
+    get("comment", comment);
+    if (j.contains("variants")) {
+      variants.clear();
+      for (const auto& v : j["variants"]) {
+        variants.push_back({v.at("name").get<std::string>(), v.value("server_args", std::vector<std::string>{})});
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("matrix config: ") + e.what());
   }
@@ -97,6 +108,12 @@ std::vector<RunConfig> MatrixSpec::expand(const std::vector<ModelInfo>& catalog)
   if (warmup_s < 0) bad("warmup must be >= 0");
   for (int t : server_threads)
     if (t < 1 || t > 256) bad("server threads must be 1..256");
+  for (int h : holds)
+    if (h < 0 || h > 1'000'000) bad("holds must be 0..1000000");
+  // The extra axes: each service-time shape (variant) with each background size.
+  std::vector<std::pair<Variant, int>> axes;
+  for (const auto& shape : variants.empty() ? std::vector<Variant>{Variant{}} : variants)
+    for (int hold : holds) axes.emplace_back(shape, hold);
   std::vector<std::string> ids = models;
   if (ids.empty())
     for (const auto& m : catalog) ids.push_back(m.id);
@@ -111,42 +128,50 @@ std::vector<RunConfig> MatrixSpec::expand(const std::vector<ModelInfo>& catalog)
     }
     std::vector<int> threads = m->multi_acceptor ? server_threads : std::vector<int>{1};
     for (int t : threads) {
-      for (const auto& w : workloads) {
-        RunConfig base;
-        base.model = id;
-        base.workload = w;
-        base.server_threads = t;
-        base.client_threads = client_threads > 0 ? client_threads : static_cast<int>(client_cpus.size());
-        base.work_us = work_us;
-        base.sleep_us = sleep_us;
-        base.response_bytes = response_bytes;
-        base.duration_s = duration_s;
-        base.warmup_s = warmup_s;
-        base.repetitions = repetitions;
-        base.close = policy;
-        base.server_cpus = server_cpus;
-        base.client_cpus = client_cpus;
-        base.server_args = server_args;
-        if (w == "conn" || w == "keepalive" || w == "slowclient") {
-          for (int c : w == "keepalive" ? keepalive_connections : connections) {
-            RunConfig rc = base;
-            rc.connections = std::max(c, rc.client_threads);
-            rc.requests_per_conn = w == "keepalive" ? keepalive_requests : 1;
-            if (w == "slowclient") {
-              rc.slow_fraction = slow_fraction;
-              rc.slow_ms = slow_ms;
+      for (const auto& [shape, hold] : axes) {
+        for (const auto& w : workloads) {
+          RunConfig base;
+          base.variant = shape.name;
+          base.hold = hold;
+          base.model = id;
+          base.workload = w;
+          base.server_threads = t;
+          base.client_threads = client_threads > 0 ? client_threads : static_cast<int>(client_cpus.size());
+          base.work_us = work_us;
+          base.sleep_us = sleep_us;
+          base.response_bytes = response_bytes;
+          base.duration_s = duration_s;
+          base.warmup_s = warmup_s;
+          base.repetitions = repetitions;
+          base.close = policy;
+          base.server_cpus = server_cpus;
+          base.client_cpus = client_cpus;
+          base.server_args = server_args;
+          base.server_args.insert(base.server_args.end(), shape.server_args.begin(), shape.server_args.end());
+          if (const auto it = model_args.find(id); it != model_args.end()) {
+            base.server_args.insert(base.server_args.end(), it->second.begin(), it->second.end());
+          }
+          if (w == "conn" || w == "keepalive" || w == "slowclient") {
+            for (int c : w == "keepalive" ? keepalive_connections : connections) {
+              RunConfig rc = base;
+              rc.connections = std::max(c, rc.client_threads);
+              rc.requests_per_conn = w == "keepalive" ? keepalive_requests : 1;
+              if (w == "slowclient") {
+                rc.slow_fraction = slow_fraction;
+                rc.slow_ms = slow_ms;
+              }
+              out.push_back(rc);
             }
-            out.push_back(rc);
+          } else if (w == "cost") {
+            for (double r : rates) {
+              if (!(r > 0)) bad("rates must be > 0");
+              RunConfig rc = base;
+              rc.rate = r;
+              out.push_back(rc);
+            }
+          } else {
+            bad("unknown workload '" + w + "' (conn, keepalive, cost, slowclient)");
           }
-        } else if (w == "cost") {
-          for (double r : rates) {
-            if (!(r > 0)) bad("rates must be > 0");
-            RunConfig rc = base;
-            rc.rate = r;
-            out.push_back(rc);
-          }
-        } else {
-          bad("unknown workload '" + w + "' (conn, keepalive, cost, slowclient)");
         }
       }
     }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,15 @@ struct ModelInfo {
 std::vector<ModelInfo> load_models(const std::string& dir);
 const ModelInfo* find_model(const std::vector<ModelInfo>& models, const std::string& id);
 
-// A sweep: models x server threads x workloads x (connections or rates). Read from a
+// A named set of extra server flags, one axis of a sweep (the stall experiment's
+// service-time shapes: none, 1% of requests block 10 ms, one worker stalls 50 ms a second).
+struct Variant {
+  std::string name;
+  std::vector<std::string> server_args;
+};
+
+// A sweep: models x server threads x workloads x (connections or rates) x variants x held
+// background connections. Read from a
 // preset or config file (JSON), then overridden by flags. Workloads:
 //   conn       closed loop, one request per connection, at each of `connections`
 //   keepalive  closed loop, `keepalive_requests` per connection, at each of `keepalive_connections`
@@ -46,6 +55,11 @@ struct MatrixSpec {
   int client_threads = 0;  // 0: one per client CPU
   std::vector<int> server_cpus, client_cpus;  // empty: the default placement
   std::vector<std::string> server_args;
+  std::vector<Variant> variants;  // empty: one, without a name or flags
+  std::vector<int> holds = {0};   // idle keep-alive connections held open in the background
+  std::map<std::string, std::vector<std::string>> model_args;  // extra flags for one model
+  std::string experiment;          // the experiment a preset belongs to (recorded, not swept)
+  std::string comment;             // the preset's description
 
   // Applies the fields present in `j`; throws std::invalid_argument on an unknown field or
   // a value of the wrong type.

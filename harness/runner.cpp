@@ -18,6 +18,7 @@
 
 #include "kernel.hpp"
 #include "machine_cpu.hpp"
+#include "memory.hpp"
 #include "process.hpp"
 #include "stats_math.hpp"
 
@@ -28,6 +29,7 @@ std::string RunConfig::key() const {
   std::string k = fmt::format("{}|{}|t{}|{}|k{}|w{}|s{}|b{}|{}|ct{}", model, workload, server_threads, load,
                               requests_per_conn, work_us, sleep_us, response_bytes, to_string(close), client_threads);
   if (slow_fraction > 0) k += fmt::format("|slow{}x{}ms", slow_fraction, slow_ms);
+  if (hold > 0) k += fmt::format("|hold{}", hold);
   for (const auto& a : server_args) k += "|" + a;
   return k;
 }
@@ -53,6 +55,8 @@ nlohmann::json RunConfig::to_json() const {
           {"server_args", server_args},
           {"slow_fraction", slow_fraction},
           {"slow_ms", slow_ms},
+          {"variant", variant},
+          {"hold", hold},
           {"key", key()}};
 }
 
@@ -78,6 +82,8 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     c.server_args = j.value("server_args", std::vector<std::string>{});
     c.slow_fraction = j.value("slow_fraction", 0.0);
     c.slow_ms = j.value("slow_ms", 0);
+    c.variant = j.value("variant", "");
+    c.hold = j.value("hold", 0);
     return c;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("malformed config: ") + e.what());
@@ -222,11 +228,10 @@ nlohmann::json snapshot_delta(const nlohmann::json& a, const nlohmann::json& b) 
 nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   nlohmann::json rep = nlohmann::json::object();
   SpawnOptions spawn;
-  spawn.argv = {o.server_binary,
-                "--port", "0",
-                "--work-us", std::to_string(c.work_us),
-                "--sleep-us", std::to_string(c.sleep_us),
-                "--response-bytes", std::to_string(c.response_bytes)};
+  spawn.argv = {o.server_binary, "--port", "0", "--response-bytes", std::to_string(c.response_bytes)};
+  // Only when set: a variant's server_args may give --sleep-us itself (with --sleep-fraction).
+  if (c.work_us > 0) spawn.argv.insert(spawn.argv.end(), {"--work-us", std::to_string(c.work_us)});
+  if (c.sleep_us > 0) spawn.argv.insert(spawn.argv.end(), {"--sleep-us", std::to_string(c.sleep_us)});
   if (o.multi_acceptor) {
     spawn.argv.insert(spawn.argv.end(), {"--threads", std::to_string(c.server_threads)});
   } else if (c.server_threads != 1) {
@@ -277,7 +282,36 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     if (o.client_hosts.empty()) return run_load(lc);
     return run_remote_clients(lc, o, per_host);
   };
+  std::optional<HeldConnections> held;
   try {
+    if (c.hold > 0) {
+      // The background of idle keep-alive connections, opened before the warm-up and held
+      // until the server's figures are read. Memory per held connection: the server tree's
+      // Pss (and RSS) after minus before, over the connections held.
+      auto memory = [&] { return at_server.remote() ? TreeMemory{} : sample_tree_memory(server->server_pid()); };
+      const TreeMemory before = memory();
+      held.emplace(HeldConnections::open(o.target_host, server->port(), c.hold));
+      const TreeMemory after = memory();
+      const HoldResult& h = held->result();
+      auto per_conn = [&](std::uint64_t a, std::uint64_t b) {
+        return h.held > 0 && !at_server.remote() ? nlohmann::json((static_cast<double>(b) - static_cast<double>(a)) * 1024.0 / h.held)
+                                       : nlohmann::json(nullptr);
+      };
+      rep["hold"] = h.to_json();
+      rep["hold"]["server_pss_before_kb"] = before.pss_kb;
+      rep["hold"]["server_pss_after_kb"] = after.pss_kb;
+      rep["hold"]["server_bytes_per_conn"] = per_conn(before.pss_kb, after.pss_kb);
+      rep["hold"]["server_rss_bytes_per_conn"] = per_conn(before.rss_kb, after.rss_kb);
+      rep["hold"]["server_processes"] = after.processes;
+      rep["hold"]["server_threads"] = after.threads;
+      if (!h.all_held()) {
+        held->close();
+        const StopResult s = server->stop(std::chrono::milliseconds(o.stop_timeout_ms));
+        rep["status"] = "cannot_hold";
+        rep["reason"] = h.describe() + (s.exit_code == 0 ? "" : " (then the server stopped: " + s.describe() + ")");
+        return rep;
+      }
+    }
     if (c.warmup_s > 0) {
       LoadConfig warm = load;
       warm.duration_s = c.warmup_s;
@@ -318,6 +352,18 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     }
     const ProcSample proc_after = sample();
     const auto snap_after = server->snapshot(std::chrono::milliseconds(o.snapshot_timeout_ms));
+    if (held) {
+      const int still = held->check();
+      rep["hold"]["still_open_at_end"] = still;
+      held->close();
+      if (still < held->result().held) {
+        server->stop(std::chrono::milliseconds(o.stop_timeout_ms));
+        rep["status"] = "cannot_hold";
+        rep["reason"] = fmt::format("the server closed {} of the {} held idle connections during the run",
+                                    held->result().held - still, held->result().held);
+        return rep;
+      }
+    }
     rep["client"] = r.to_json();
     if (!o.client_hosts.empty()) rep["client_hosts"] = per_host;
     rep["server_proc"] = proc_delta(proc_before, proc_after);
@@ -462,13 +508,26 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
   bool saturated = false;
   double worst_crosscheck = 0;
   std::vector<std::string> failures;
+  std::string cannot_hold;
+  Series server_bytes, client_bytes;
+  double held_min = -1, hold_threads = 0, hold_processes = 0;
   int ok = 0;
   for (const auto& rep : reps) {
+    if (rep.value("status", "") == "cannot_hold" && cannot_hold.empty()) cannot_hold = rep.value("reason", "");
     if (rep.value("status", "") != "ok") {
       failures.push_back(rep.value("reason", "unknown"));
       continue;
     }
     ++ok;
+    if (rep.contains("hold")) {
+      const auto& h = rep["hold"];
+      if (!h["server_bytes_per_conn"].is_null()) server_bytes.values.push_back(h["server_bytes_per_conn"]);
+      client_bytes.values.push_back(h["client_bytes_per_conn"]);
+      const double n = h["held"];
+      held_min = held_min < 0 ? n : std::min(held_min, n);
+      hold_threads = std::max(hold_threads, h["server_threads"].get<double>());
+      hold_processes = std::max(hold_processes, h["server_processes"].get<double>());
+    }
     const auto& d = rep["derived"];
     conn_rate.values.push_back(d["conn_per_s"]);
     req_rate.values.push_back(d["req_per_s"]);
@@ -522,6 +581,13 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
     for (const auto& [k, v] : rep["server"]["totals"]["errors"].items()) server_errors[k] = server_errors.value(k, 0.0) + v.get<double>();
   }
   nlohmann::json out;
+  if (!cannot_hold.empty()) {
+    // A model that cannot hold the background is a finding, not a failure: no figures.
+    out["status"] = "cannot_hold";
+    out["reason"] = cannot_hold;
+    out["summary"] = nullptr;
+    return out;
+  }
   if (ok == 0) {
     out["status"] = "failed";
     out["reason"] = failures.empty() ? "no repetitions" : failures.front();
@@ -582,6 +648,13 @@ nlohmann::json summarize_config(const RunConfig& /*config*/, const nlohmann::jso
       {"client_late_repetitions", late_reps},
       {"crosscheck_max_deviation", worst_crosscheck},
       {"crosscheck_within_1pct", worst_crosscheck <= 0.01}};
+  if (held_min >= 0) {
+    summary["hold"] = {{"held_min", held_min},
+                       {"server_bytes_per_conn", server_bytes.values.empty() ? nlohmann::json(nullptr) : server_bytes.to_json()},
+                       {"client_bytes_per_conn", client_bytes.to_json()},
+                       {"server_threads_max", hold_threads},
+                       {"server_processes_max", hold_processes}};
+  }
   out["summary"] = summary;
   if (failures.empty() && 2 * overloaded >= ok) {
     // It could not hold the offered rate in most repetitions: its numbers are kept but it

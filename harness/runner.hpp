@@ -29,6 +29,8 @@ struct RunConfig {
   int slow_ms = 0;
   std::vector<int> server_cpus, client_cpus;
   std::vector<std::string> server_args;  // extra flags for the server binary
+  std::string variant;  // a name for a preset's set of server_args (e.g. a service-time shape)
+  int hold = 0;         // idle keep-alive connections held open in the background (c10k)
 
   // The identity of a configuration, for --resume and compare (not repetitions, duration
   // or placement: those say how it was measured, not what).
@@ -75,7 +77,8 @@ struct RunnerOptions {
   double client_start_delay_s = 1.5;  // launch to the common start: covers the ssh log-ins
 };
 
-// Runs one repetition. Returns its JSON ("status": "ok" or "failed" with "reason");
+// Runs one repetition. Returns its JSON ("status": "ok", "failed" with "reason", or
+// "cannot_hold" with "reason" when the server could not hold `hold` idle connections);
 // never throws for a server's fault.
 nlohmann::json run_repetition(const RunConfig& config, const RunnerOptions& options);
 
