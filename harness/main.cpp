@@ -238,9 +238,9 @@ void print_summary(const nlohmann::json& doc) {
                                                    : fmt::format("c={} k={}", cfg["connections"].get<int>(),
                                                                  cfg["requests_per_conn"].get<int>());
     if (c["summary"].is_null()) {
-      fmt::print("{:<16} {:<10} {:>3} {:>12}  FAILED: {}\n", cfg["model"].get<std::string>(),
+      fmt::print("{:<16} {:<10} {:>3} {:>12}  {}: {}\n", cfg["model"].get<std::string>(),
                  cfg["workload"].get<std::string>(), cfg["server_threads"].get<int>(), load,
-                 c.value("reason", "").substr(0, 100));
+                 c["status"] == "cannot_hold" ? "CANNOT HOLD" : "FAILED", c.value("reason", "").substr(0, 100));
       continue;
     }
     const auto& s = c["summary"];
@@ -506,7 +506,10 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
         result = summarize_config(c, reps[i]);
         if (result["status"] != "ok") {
           fmt::print(stderr, "{}[{:>3}/{}] {} {}: {}\n", tty ? "\n" : "", i + 1, n, c.key(),
-                     result["status"] == "overloaded" ? "OVERLOADED" : "FAILED", result.value("reason", ""));
+                     result["status"] == "overloaded"    ? "OVERLOADED"
+                     : result["status"] == "cannot_hold" ? "CANNOT HOLD"
+                                                         : "FAILED",
+                     result.value("reason", ""));
         }
       } else {
         result = {{"status", "running"}, {"summary", nullptr}};

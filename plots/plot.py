@@ -4,6 +4,8 @@
 Usage:
   plots/plot.py RESULTS.json [--out DIR]            figures and report for one run
   plots/plot.py BASE.json NEW.json [--out DIR]      also the before/after comparison figure
+  plots/plot.py EXP.json [EXP.json ...] [--out DIR] experiments (acceptbench experiment NAME): a section
+                                                    each (plots/experiments.py), "Which model when"
 
 Reads results JSON of schema acceptbench/2 (results/SCHEMA.md; acceptbench/1 files still draw, without
 the fields /2 added). Writes into DIR (default:
@@ -22,6 +24,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import experiments  # noqa: E402
 
 PERCENTILES = [("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("p9999", 99.99)]
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -365,8 +370,8 @@ def summary_rows(doc, configs=None):
         cfg = c["config"]
         s = c.get("summary")
         if not s:
-            rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg), "", "", "", "", "", "", "",
-                         "", f"failed: {c.get('reason', '')[:80]}"])
+            rows.append([cfg["model"], cfg["workload"], cfg["server_threads"], load_label(cfg), "", "", "", "", "", "", "", "",
+                         "", f"{c['status']}: {c.get('reason', '')[:80]}"])
             continue
         status = c["status"] + (" (client saturated)" if s["client_saturated"] else "")
         if s.get("client_late"):
@@ -384,7 +389,7 @@ def summary_rows(doc, configs=None):
                      f"{s['server_cpu_us_per_conn']['median']:.1f}",
                      f"{machine['median']:.1f}" if machine else "n/a", f"{s['ctx_switches_per_conn']['median']:.2f}",
                      f"{s['accept']['wasted_wakeups_per_accept']:.3f}",
-                     f"{s['fairness']['jain_index']:.3f}", status])
+                     f"{s['fairness']['jain_index']:.3f}", relative_cell(c, doc), status])
     return rows
 
 
@@ -436,14 +441,20 @@ def cost_model_markdown(doc):
 
 
 HEADER = ["model", "workload", "threads", "load", "conn/s [interval of median, coverage]", "p50 us", "p99 us",
-          "CPU us/conn", "machine CPU us/conn", "ctx sw/conn", "wasted/accept", "Jain", "status"]
+          "CPU us/conn", "machine CPU us/conn", "ctx sw/conn", "wasted/accept", "Jain", "CPU vs reuseport", "status"]
 
 
-def write_report(docs, out, figures):
+def relative_cell(c, doc):
+    """CPU per connection over reuseport's under the same conditions in the same run."""
+    r = experiments.relative_cpu(c, doc["configs"])
+    return f"{r:.2f}x" if r is not None else ""
+
+
+def write_report(docs, out, figures, extra_md=()):
     doc = docs[-1]
-    over = overloaded_configs(doc)
-    rows = summary_rows(doc, [c for c in doc["configs"] if c not in over])
-    over_rows = summary_rows(doc, over)
+    shown = docs if extra_md else [doc]  # experiments: every experiment's rows
+    rows = [r for d in shown for r in summary_rows(d, [c for c in d["configs"] if c not in overloaded_configs(d)])]
+    over_rows = [r for d in shown for r in summary_rows(d, overloaded_configs(d))]
     md = [f"# acceptbench report: run {doc.get('run_id', '?')}", "", f"Environment: {env_caption(doc)}", ""]
     for note in doc.get("notes", []):
         md.append(f"- {note}")
@@ -456,6 +467,7 @@ def write_report(docs, out, figures):
                "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         md += ["| " + " | ".join(str(x) for x in r) + " |" for r in over_rows]
     md += cost_model_markdown(doc)
+    md += list(extra_md)
     md += ["", "## Figures", ""]
     for name, caption in figures:
         md += [f"![{name}]({name}.png)", "", f"*{caption}*", "", f"Environment: {env_caption(doc)}", ""]
@@ -474,7 +486,10 @@ def write_report(docs, out, figures):
         h += ["</table><h2>Overloaded (not ranked)</h2><table><tr>"
               + "".join(f"<th>{html.escape(x)}</th>" for x in HEADER) + "</tr>"]
         h += ["<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in over_rows]
-    h += ["</table><h2>Figures</h2>"]
+    h += ["</table>"]
+    if extra_md:
+        h += [markdown_to_html(extra_md, out)]
+    h += ["<h2>Figures</h2>"]
     for name, caption in figures:
         data = base64.b64encode((out / f"{name}.png").read_bytes()).decode()
         h += [f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>",
@@ -484,19 +499,66 @@ def write_report(docs, out, figures):
     (out / "report.html").write_text("\n".join(h))
 
 
+def markdown_to_html(lines, out):
+    """The experiments' Markdown (headings, paragraphs, lists, tables, images) as HTML, images inlined."""
+    h, in_list, in_table = [], False, False
+    for line in lines:
+        if in_list and not line.startswith("- "):
+            h.append("</ul>")
+            in_list = False
+        if in_table and not line.startswith("|"):
+            h.append("</table>")
+            in_table = False
+        text = html.escape(line)
+        text = __import__("re").sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+        if line.startswith("## "):
+            h.append(f"<h2>{text[3:]}</h2>")
+        elif line.startswith("!["):
+            name = line[line.index("(") + 1:line.index(")")]
+            data = base64.b64encode((out / name).read_bytes()).decode()
+            h.append(f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
+        elif line.startswith("- "):
+            if not in_list:
+                h.append("<ul>")
+                in_list = True
+            h.append(f"<li>{text[2:]}</li>")
+        elif line.startswith("|"):
+            cells = [x.strip() for x in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-:"):
+                continue
+            if not in_table:
+                h.append("<table>")
+                in_table = True
+                h.append("<tr>" + "".join(f"<th>{html.escape(x)}</th>" for x in cells) + "</tr>")
+            else:
+                h.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+        elif line.strip():
+            h.append(f"<p class='cap'>{text}</p>" if line.startswith("*") else f"<p>{text}</p>")
+    h.append("</ul>" if in_list else "")
+    h.append("</table>" if in_table else "")
+    return "\n".join(h)
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="+", help="RESULTS.json, or BASE.json NEW.json")
     ap.add_argument("--out", help="output folder (default: the folder of the last results file)")
     args = ap.parse_args(argv)
-    if len(args.results) > 2:
-        ap.error("give one results file, or two (BASE NEW)")
     try:
         docs = [load(p) for p in args.results]
+        exp_docs = [d for d in docs if d.get("experiment")]
+        if len(docs) > 2 and len(exp_docs) != len(docs):
+            ap.error("give one results file, two (BASE NEW), or experiments' results files")
         out = pathlib.Path(args.out) if args.out else pathlib.Path(args.results[-1]).resolve().parent
         out.mkdir(parents=True, exist_ok=True)
         figures = []
         doc = docs[-1]
+        if exp_docs and len(exp_docs) == len(docs):
+            src = pathlib.Path(__file__).resolve().parent.parent
+            extra = experiments.sections(docs, out, figures, env_caption, src)
+            write_report(docs, out, [], extra)
+            print(f"report: {out / 'report.html'} (and report.md, findings.json, {len(figures)} figures)")
+            return 0
         if not ok_configs(doc):
             raise InputError(f"{args.results[-1]} has no configuration with results to plot")
         fig_conn_rate(doc, out, figures)
