@@ -78,7 +78,10 @@ void MatrixSpec::apply(const nlohmann::json& j) {
     if (j.contains("variants")) {
       variants.clear();
       for (const auto& v : j["variants"]) {
-        variants.push_back({v.at("name").get<std::string>(), v.value("server_args", std::vector<std::string>{})});
+        Variant one;
+        v.at("name").get_to(one.name);
+        if (v.contains("server_args")) v.at("server_args").get_to(one.server_args);
+        variants.push_back(std::move(one));
       }
     }
   } catch (const nlohmann::json::exception& e) {

@@ -332,5 +332,46 @@ TEST(LoadgenTest, BadConfigIsRejectedWithAMessage) {
   EXPECT_THROW(close_policy_from_string("maybe"), std::invalid_argument);
 }
 
+// The c10k background: every held connection was answered once and is still open at the end;
+// the client's memory per connection is measured; closing them leaves the server idle.
+TEST(HeldConnectionsTest, HoldsIdleKeepAliveConnectionsOpen) {
+  ServerProcess server = testing::start_model("reuseport", 2, {"--read-timeout-ms", "30000"});
+  HeldConnections held = HeldConnections::open("127.0.0.1", server.port(), 300);
+  EXPECT_EQ(held.result().held, 300) << held.result().describe();
+  EXPECT_TRUE(held.result().all_held());
+  EXPECT_GE(held.result().client_rss_delta_kb, 0);
+  EXPECT_EQ(held.check(), 300);
+  EXPECT_EQ(held.result().still_open_at_end, 300);
+  const nlohmann::json j = held.result().to_json();
+  EXPECT_EQ(j["held"], 300);
+  EXPECT_TRUE(j.contains("client_bytes_per_conn"));
+  held.close();
+  const StopResult stop = server.stop(5s);
+  ASSERT_TRUE(stop.stats);
+  EXPECT_EQ(testing::total(*stop.stats, "accepted"), 300u);
+  EXPECT_EQ(testing::total(*stop.stats, "requests"), 300u);
+}
+
+// A model that serves one connection at a time cannot hold a background: the opening gives up
+// after the stall limit and says how many it held, instead of waiting a timeout per connection.
+TEST(HeldConnectionsTest, ReportsWhatAServerCannotHold) {
+  ServerProcess server = testing::start_model("iterative", 1, {"--read-timeout-ms", "30000"});
+  const auto t0 = std::chrono::steady_clock::now();
+  HeldConnections held = HeldConnections::open("127.0.0.1", server.port(), 50, /*stall_ms=*/300);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_EQ(held.result().held, 1);
+  EXPECT_EQ(held.result().unanswered, 49);
+  EXPECT_FALSE(held.result().all_held());
+  EXPECT_NE(held.result().describe().find("held 1 of 50"), std::string::npos);
+  held.close();
+  server.stop(5s);
+}
+
+TEST(HeldConnectionsTest, BadArgumentsThrow) {
+  EXPECT_THROW(HeldConnections::open("nope", 80, 1), std::invalid_argument);
+  EXPECT_THROW(HeldConnections::open("127.0.0.1", 80, -1), std::invalid_argument);
+  EXPECT_EQ(HeldConnections::open("127.0.0.1", 80, 0).result().held, 0);
+}
+
 }  // namespace
 }  // namespace acceptbench
