@@ -1,4 +1,5 @@
 // loadgen: the acceptbench load client. See clients/README.md.
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cerrno>
@@ -115,6 +116,12 @@ int main(int argc, char** argv) {
     };
     HeldConnections held;
     if (hold > 0) {
+      // One descriptor per held connection: the soft limit goes up to the hard one.
+      rlimit files{};
+      if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
+      }
       held = HeldConnections::open(c.host, c.port, hold);
       if (!quiet) fmt::print(stderr, "  {} in {:.2f} s\n", held.result().describe(), held.result().open_s);
     }
