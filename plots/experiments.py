@@ -537,7 +537,8 @@ def section_stall(doc, out, figures):
     for v, e in a["variants"].items():
         rows = e["models"]
         line = f"- {v or '(none)'}: " + ", ".join(
-            f"{m} p50 {fmt(r['p50'], 0)} / p99 {fmt(r['p99'], 0)} / p99.9 {fmt(r['p999'], 0)} us" for m, r in rows.items())
+            f"{m} p50 {fmt(r['p50'], 0)} / p99 {fmt(r['p99'], 0)} / p99.9 {fmt(r['p999'], 0)} us (spread p99/p50 "
+            f"{fmt(r['spread_p99_over_p50'], 1)})" for m, r in rows.items())
         cmp_ = e.get("reuseport_vs_shared")
         if cmp_:
             verdict = ("NGINX's conclusion holds (reuseport's tail is lower)" if cmp_["nginx_holds"] else
