@@ -455,8 +455,10 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
     if (const nlohmann::json* have = resume ? file.find(c.key()) : nullptr) {
       const auto& saved = (*have)["repetitions"];
       const bool complete = static_cast<int>(saved.size()) >= c.repetitions;
-      // overloaded is a measured outcome (kept, not ranked), not a failure to redo.
-      if (complete && ((*have)["status"] == "ok" || (*have)["status"] == "overloaded")) {
+      // overloaded is a measured outcome (kept, not ranked), not a failure to redo; one that could
+      // not hold its background is finished too: it would not the next time.
+      const auto& st = (*have)["status"];
+      if ((complete && (st == "ok" || st == "overloaded")) || st == "cannot_hold") {
         fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", i + 1, n, c.key());
         reps[i] = saved;
         continue;
@@ -468,6 +470,11 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
     }
     reps_total += c.repetitions - static_cast<int>(reps[i].size());
   }
+  // A configuration whose server could not hold its `hold` background: one repetition shows
+  // it, so its remaining repetitions are skipped in the later rounds (counted in the result).
+  auto cannot_hold = [&](std::size_t i) {
+    return std::any_of(reps[i].begin(), reps[i].end(), [](const nlohmann::json& r) { return r.value("status", "") == "cannot_hold"; });
+  };
   nlohmann::json execution = file.doc().value("execution", nlohmann::json::object());
   if (!resume || !execution.contains("seed")) {
     execution = {{"order", "interleaved"}, {"seed", seed}, {"sequence", nlohmann::json::array()}};
@@ -482,7 +489,7 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
     std::shuffle(order.begin(), order.end(), rng);
     for (const std::size_t i : order) {
       const RunConfig& c = sweep.configs[i];
-      if (round >= c.repetitions || static_cast<int>(reps[i].size()) > round) continue;
+      if (round >= c.repetitions || static_cast<int>(reps[i].size()) > round || cannot_hold(i)) continue;
       RunnerOptions o = sweep.base_options;
       o.server_binary = sweep.bin_dir + "/" + c.model;
       o.multi_acceptor = find_model(sweep.catalog, c.model)->multi_acceptor;
@@ -502,8 +509,14 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
       ++reps_done;
       execution["sequence"].push_back({{"round", round + 1}, {"key", c.key()}});
       nlohmann::json result;
-      if (static_cast<int>(reps[i].size()) >= c.repetitions) {
+      const bool held_not = cannot_hold(i);
+      if (static_cast<int>(reps[i].size()) >= c.repetitions || held_not) {
         result = summarize_config(c, reps[i]);
+        if (held_not) {
+          const int skipped = c.repetitions - static_cast<int>(reps[i].size());
+          result["repetitions_skipped"] = skipped;
+          reps_total -= skipped;
+        }
         if (result["status"] != "ok") {
           fmt::print(stderr, "{}[{:>3}/{}] {} {}: {}\n", tty ? "\n" : "", i + 1, n, c.key(),
                      result["status"] == "overloaded"    ? "OVERLOADED"

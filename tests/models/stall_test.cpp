@@ -50,8 +50,8 @@ TEST_P(StallFlagsTest, StallWorkerBlocksPeriodicallyAndOnlyThatWorker) {
 
 INSTANTIATE_TEST_SUITE_P(Models, StallFlagsTest,
                          ::testing::Values("reuseport", "epoll-exclusive", "acceptor-dispatch", "thread-per-conn"),
-                         [](const auto& info) {
-                           std::string n = info.param;
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
                            for (auto& ch : n)
                              if (ch == '-') ch = '_';
                            return n;

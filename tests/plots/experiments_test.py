@@ -154,7 +154,11 @@ class ExperimentsTest(unittest.TestCase):
         self.assertEqual([c["status"] for c in it], ["cannot_hold"])
         self.assertIn("held 1 of 200", it[0]["reason"])
         self.assertIsNone(it[0]["summary"])
-        self.assertEqual(len(it[0]["repetitions"]), 1)  # one repetition shows it
+        self.assertEqual(len(it[0]["repetitions"]), 1)  # one repetition shows it: the later rounds skip the rest
+        self.assertEqual(it[0]["repetitions_skipped"], it[0]["config"]["repetitions"] - 1)
+        seq = self.docs["c10k"]["execution"]["sequence"]
+        self.assertEqual(sum(e["key"] == it[0]["config"]["key"] for e in seq), 1)
+        self.assertEqual(len(seq), sum(len(c["repetitions"]) for c in cs))
         got = self.findings["experiments"]["c10k"]
         self.assertIn("iterative", got["cannot_hold_top"])
         self.assertIn("- iterative: **cannot hold 200**", self.md)
