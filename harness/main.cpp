@@ -21,6 +21,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "compare.hpp"
 #include "env.hpp"
@@ -175,7 +176,15 @@ struct MatrixFlags {
     const std::string p = preset.empty() ? default_preset : preset;
     if (!p.empty()) {
       if (p.find('/') != std::string::npos || !fs::exists(presets_dir + "/" + p + ".json")) {
-        usage_error("--preset '" + p + "' is not one of " + presets_dir + "/*.json (default, quick, slowclient)");
+        std::vector<std::string> names;
+        if (fs::is_directory(presets_dir)) {
+          for (const auto& e : fs::directory_iterator(presets_dir)) {
+            if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+          }
+        }
+        std::sort(names.begin(), names.end());
+        usage_error(fmt::format("--preset '{}' is not one of {}/*.json ({}); a file of your own goes in --config", p,
+                                presets_dir, fmt::join(names, ", ")));
       }
       apply_file(presets_dir + "/" + p + ".json");
     }
