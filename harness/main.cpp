@@ -648,7 +648,7 @@ int cmd_experiment(int argc, char** argv) {
       fmt::print(
           "acceptbench experiment NAME [--quick] [--no-report] [--out FILE] [sweep flags...]\n\n"
           "Runs a named experiment: the sweep of harness/presets/NAME.json (--quick: NAME-quick.json, a tiny\n"
-          "version for tests), then plots/plot.py, whose report has the experiment's section: figures and a\n"
+          "version for tests), then plot.py (beside models.json), whose report has the experiment's section: figures and a\n"
           "finding computed from the results. Any sweep flag (acceptbench sweep --help) overrides the preset.\n\n"
           "Experiments:\n"
           "  herd   epoll-shared, epoll-exclusive, epoll-mutex, shared-accept, reuseport x 1, 2, 4, 8 workers, under\n"
@@ -693,7 +693,7 @@ int cmd_experiment(int argc, char** argv) {
   cargv.push_back(nullptr);
   const int rc = cmd_sweep(static_cast<int>(args.size()), cargv.data(), false, name);
   if (rc != 0 || !report) return rc;
-  const std::string plot = ACCEPTBENCH_SOURCE_DIR "/plots/plot.py";
+  const std::string plot = find_layout().data_dir + "/plot.py";  // beside models.json and presets/
   if (!fs::exists(plot)) {
     fmt::print(stderr, "acceptbench: {} not found; draw the report with plots/plot.py {}\n", plot, out);
     return 0;

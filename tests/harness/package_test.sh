@@ -20,7 +20,8 @@ done
 [[ $recommends == *python3-matplotlib* ]] || { echo "Recommends lacks python3-matplotlib: $recommends"; exit 1; }
 contents=$(dpkg-deb --contents "${debs[0]}")
 for f in ./usr/bin/acceptbench ./usr/bin/loadgen ./usr/libexec/acceptbench/reuseport ./usr/share/acceptbench/models.json \
-         ./usr/share/acceptbench/presets/quick.json ./usr/share/acceptbench/plot.py; do
+         ./usr/share/acceptbench/presets/quick.json ./usr/share/acceptbench/plot.py \
+         ./usr/share/acceptbench/experiments.py ./usr/share/acceptbench/presets/c10k.json; do
   grep -q " $f\$" <<<"$contents" || { echo "package lacks $f"; exit 1; }
 done
 echo "package ok: ${debs[0]##*/}"
