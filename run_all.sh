@@ -4,7 +4,7 @@
 # and draws the figures and the report beside it.
 #
 # --experiments: the named experiments instead (herd, skew, stall, c10k: acceptbench experiment
-# NAME, about 15 minutes on 2 cores; with --quick their tiny presets, under a minute), into
+# NAME, about 20 minutes on 2 cores at 6 repetitions; with --quick their tiny presets, under a minute), into
 # results/<run-id>-experiments/NAME.json, then one report with a section each and the
 # "Which model when" table.
 #
