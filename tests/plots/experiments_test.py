@@ -149,8 +149,13 @@ class ExperimentsTest(unittest.TestCase):
         for c in stall_variant:
             for r in c["repetitions"]:
                 acceptors = r["server"]["acceptors"]
-                self.assertGreaterEqual(acceptors[0]["stalls"], 1)
+                # Worker 0 stalls only on requests it serves: at this low rate epoll-exclusive's LIFO
+                # wake-up can hand every connection of a repetition to the other worker.
+                self.assertLessEqual(acceptors[0]["stalls"], acceptors[0]["requests"])
                 self.assertTrue(all(a["stalls"] == 0 for a in acceptors[1:]))
+        reuseport = [r for c in stall_variant if c["config"]["model"] == "reuseport" for r in c["repetitions"]]
+        self.assertTrue(reuseport)
+        self.assertTrue(all(r["server"]["acceptors"][0]["stalls"] >= 1 for r in reuseport))
 
     def test_c10k_cannot_hold_is_reported_and_memory_recomputed(self):
         cs = self.docs["c10k"]["configs"]
