@@ -7,6 +7,7 @@
 #  2. false alarms: TRIES runs of ab of the same binary against itself at the default rounds,
 #     counting the ones that flag anything (exit 1).
 # Usage: scripts/gate_sensitivity.sh [BUILD_DIR=build] [WORK_US=2] [TRIES=5] [extra ab flags...]
+# Environment: ROUNDS="4 6 8 ..." the detection attempts; KEEP=DIR keeps every ab folder there.
 # Default load: the cost workload (open loop 4000/s), 2 server threads, 1 s windows after 0.3 s.
 set -euo pipefail
 build=${1:-build}
@@ -15,18 +16,19 @@ tries=${3:-5}
 shift $(($# < 3 ? $# : 3))
 bin=$(cd "$build/bin" && pwd)
 tmp=$(mktemp -d "/tmp/acceptbench-gate-$$-XXXX")
-trap 'rm -rf "$tmp"' EXIT
+if [[ -n ${KEEP:-} ]]; then rmdir "$tmp"; mkdir -p "$KEEP"; tmp=$(cd "$KEEP" && pwd); else trap 'rm -rf "$tmp"' EXIT; fi
 load=(--workloads cost --rates 4000 --server-threads 2 --duration 1 --warmup 0.3 "$@")
 
-# B: reuseport with its --work-us replaced (the harness always passes --work-us).
+# B: reuseport with WORK_US added to its --work-us (the harness passes --work-us only when the
+# configuration's work is above 0, so the wrapper adds the flag when it is absent).
 mkdir -p "$tmp/b"
 cat >"$tmp/b/reuseport" <<WRAP
 #!/bin/bash
-args=()
+args=() work=0
 while ((\$#)); do
-  if [[ \$1 == --work-us ]]; then args+=(--work-us "\$((\$2 + $work_us))"); shift 2; else args+=("\$1"); shift; fi
+  if [[ \$1 == --work-us ]]; then work=\$2; shift 2; else args+=("\$1"); shift; fi
 done
-exec "$bin/reuseport" "\${args[@]}"
+exec "$bin/reuseport" "\${args[@]}" --work-us "\$((work + $work_us))"
 WRAP
 chmod +x "$tmp/b/reuseport"
 
@@ -39,7 +41,7 @@ print(f\"cpu/conn A {r['base_median']:.1f} us  B {r['new_median']:.1f} us  ratio
 }
 
 echo "== detection: reuseport vs reuseport with --work-us +$work_us"
-for rounds in 4 6 8 10 12 16 20; do
+for rounds in ${ROUNDS:-4 6 8 10 12 16 20}; do
   out="$tmp/detect-$rounds"
   start=$(date +%s%N)
   rc=0
