@@ -289,7 +289,7 @@ void print_summary(const nlohmann::json& doc) {
       "the same connections.\n"
       "jain: the median over repetitions of each repetition's own index (the worst is in the JSON).\n{}{}{}{}",
       any_coarse ? "'cpu coarse': no cgroup could be made; that server CPU is /proc ticks (10 ms), not comparable.\n" : "",
-      any_overloaded ? "'overloaded': the server did not hold the offered rate (completed < 98% of the offered, "
+      any_overloaded ? "'overloaded': the server did not hold the offered rate (completed in the window < 98% of the offered, "
                        "connections unfinished after the drain, or a drain over 200 ms); its numbers are kept but it is not ranked.\n"
                      : "",
       disturbed ? fmt::format("{} repetitions were disturbed: steal time above the threshold on the measured CPUs.\n",
@@ -557,7 +557,7 @@ nlohmann::json ranking_notes() {
           "with the same client for every model its differences are what a model costs kernel and itself, but it also "
           "holds the client and anything else on the machine, so rankings use server CPU and show machine CPU as the "
           "check.",
-          "A configuration with status overloaded did not hold its offered rate (completed < 98% of the offered, "
+          "A configuration with status overloaded did not hold its offered rate (completed in the window < 98% of the offered, "
           "connections unfinished after the drain, or a drain over 200 ms): its numbers are kept and drawn apart, never ranked."};
 }
 

@@ -90,6 +90,17 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
   }
 }
 
+OpenLoopVerdict judge_open_loop(double rate, double window_s, double in_window, double late, double unfinished,
+                                double drain_s, double overload_ratio, double overload_drain_s) {
+  OpenLoopVerdict v;
+  const double offered = rate * window_s;
+  if (!(rate > 0) || !(offered > 0)) return v;  // closed loop: nothing offered to hold
+  v.in_window_ratio = in_window / offered;
+  v.achieved_ratio = (in_window + late) / offered;
+  v.overloaded = v.in_window_ratio < overload_ratio || unfinished > 0 || drain_s > overload_drain_s;
+  return v;
+}
+
 namespace {
 
 nlohmann::json proc_delta(const ProcSample& a, const ProcSample& b) {
@@ -425,15 +436,9 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     const auto& m = rep["machine"];
     const double client_cpu_s = rep["client"]["client_cpu"]["total_s"].get<double>();
     const double steal = (m["server_cpus"]["steal_fraction"].get<double>() + m["client_cpus"]["steal_fraction"].get<double>()) / 2;
-    // Achieved: every measured connection that completed, in the window or in the drain, over
-    // what was offered. A connection merely in flight at the window's end is not a shortfall;
-    // one that could not start, failed, or was still unfinished after the drain is, and so is a
-    // drain longer than overload_drain_s (the server was behind).
-    const double offered = c.rate * r.window_s;
-    const double achieved_ratio =
-        c.rate > 0 && offered > 0 ? static_cast<double>(r.connections + r.late_completions) / offered : 1.0;
-    const bool overloaded =
-        c.rate > 0 && (achieved_ratio < o.overload_ratio || r.unfinished > 0 || r.drain_s > o.overload_drain_s);
+    const OpenLoopVerdict verdict =
+        judge_open_loop(c.rate, r.window_s, conns, static_cast<double>(r.late_completions),
+                        static_cast<double>(r.unfinished), r.drain_s, o.overload_ratio, o.overload_drain_s);
     auto per_conn = [&](double us) { return accepted > 0 ? us / accepted : 0.0; };
     rep["derived"] = {{"conn_per_s", r.conn_per_s()},
                       {"req_per_s", r.window_s > 0 ? static_cast<double>(r.requests) / r.window_s : 0.0},
@@ -455,11 +460,12 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
                       {"client_saturated", m["client_cpus"]["busy_fraction"].get<double>() > o.saturation_threshold},
                       {"steal_fraction", steal},
                       {"disturbed", steal > o.steal_threshold},
-                      {"achieved_ratio", achieved_ratio},
+                      {"achieved_ratio", verdict.achieved_ratio},
+                      {"in_window_ratio", verdict.in_window_ratio},
                       {"late_completions", r.late_completions},
                       {"drain_s", r.drain_s},
                       {"unfinished", r.unfinished},
-                      {"overloaded", overloaded},
+                      {"overloaded", verdict.overloaded},
                       {"crosscheck",
                        {{"client_connections_reached", reached},
                         {"passive_opens", passive},

@@ -50,7 +50,7 @@ struct RunnerOptions {
   // Steal time over the server's and client's CPUs, as a fraction of the window, above
   // which a repetition is `disturbed` (the hypervisor took the CPUs away).
   double steal_threshold = 0.02;
-  // Open loop: achieved below this fraction of the offered rate is `overloaded`.
+  // Open loop: completed in the window below this fraction of the offered is `overloaded`.
   double overload_ratio = 0.98;
   // Open loop: the last connection offered in the window completing more than this long
   // after the window also means `overloaded` (the server was behind its offered load).
@@ -76,6 +76,22 @@ struct RunnerOptions {
   std::string remote_loadgen_binary;  // loadgen's path on ssh client hosts
   double client_start_delay_s = 1.5;  // launch to the common start: covers the ssh log-ins
 };
+
+// Open loop: did the server hold the offered rate in this repetition? `rate` x `window_s`
+// connections were offered; `in_window` completed in the window, `late` in the drain after
+// it, `unfinished` were still open when the drain ended, the last one `drain_s` after the
+// window. Overloaded: completions in the window below `overload_ratio` of the offered (a
+// healthy server has only rate x its latency in flight at the window's end: at 4000/s and
+// 1 ms, 4 of 1200 in a 0.3 s window), any unfinished, or a drain over `overload_drain_s`.
+// Late completions are kept in the histograms but do not make up for a shortfall: a server
+// that finishes half of the window's connections after it was behind its load.
+struct OpenLoopVerdict {
+  double in_window_ratio = 1;  // completed in the window / offered
+  double achieved_ratio = 1;   // completed in the window or the drain / offered
+  bool overloaded = false;
+};
+OpenLoopVerdict judge_open_loop(double rate, double window_s, double in_window, double late, double unfinished,
+                                double drain_s, double overload_ratio, double overload_drain_s);
 
 // Runs one repetition. Returns its JSON ("status": "ok", "failed" with "reason", or
 // "cannot_hold" with "reason" when the server could not hold `hold` idle connections);

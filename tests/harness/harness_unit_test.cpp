@@ -9,6 +9,7 @@
 #include "kernel.hpp"
 #include "matrix.hpp"
 #include "results.hpp"
+#include "runner.hpp"
 
 namespace acceptbench {
 namespace {
@@ -104,6 +105,23 @@ TEST(CompareTest, BadInputIsAClearError) {
   EXPECT_THROW(load_results(write("other.json", R"({"schema": "other/1", "configs": []})")), std::invalid_argument);
   const auto empty = load_results(write("empty.json", R"({"schema": "acceptbench/2", "configs": []})"));
   EXPECT_THROW(compare_results(load_results(kFixtures + "compare_base.json"), empty, {}), std::invalid_argument);
+}
+
+TEST(OpenLoopVerdictTest, LateCompletionsDoNotMakeUpForAShortfall) {
+  // fork-per-conn at 4000/s in the quick preset's 0.3 s window (a measured repetition): 1200
+  // offered, 637 completed in the window, 563 in a 188 ms drain. It was behind its load by
+  // half, and p99 was 206 ms; counting late completions as achieved called it ok.
+  const auto behind = judge_open_loop(4000, 0.3, 637, 563, 0, 0.188, 0.98, 0.2);
+  EXPECT_TRUE(behind.overloaded);
+  EXPECT_NEAR(behind.in_window_ratio, 637.0 / 1200, 1e-12);
+  EXPECT_NEAR(behind.achieved_ratio, 1.0, 1e-12);
+  // A healthy server: only rate x latency in flight at the window's end.
+  EXPECT_FALSE(judge_open_loop(4000, 0.3, 1196, 4, 0, 0.002, 0.98, 0.2).overloaded);
+  // Unfinished after the drain, or a long drain, is overloaded whatever the ratio.
+  EXPECT_TRUE(judge_open_loop(4000, 0.3, 1199, 0, 1, 0.001, 0.98, 0.2).overloaded);
+  EXPECT_TRUE(judge_open_loop(100, 10, 1000, 1, 0, 0.5, 0.98, 0.2).overloaded);
+  // Closed loop: nothing was offered, nothing to hold.
+  EXPECT_FALSE(judge_open_loop(0, 0.3, 5000, 0, 0, 0, 0.98, 0.2).overloaded);
 }
 
 TEST(MatrixTest, ExpandsModelsThreadsAndWorkloads) {
