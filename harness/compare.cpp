@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -31,6 +33,28 @@ std::vector<double> values_of(const nlohmann::json& config_result, const char* m
   return v;
 }
 
+// The repetitions of two configurations made side by side by one `acceptbench ab` job: pairs
+// of (base, new) values from the same round, both ok.
+std::vector<std::pair<double, double>> paired_values(const nlohmann::json& b, const nlohmann::json& n, const char* metric) {
+  std::map<int, double> by_round;
+  for (const auto& rep : b.at("repetitions")) {
+    if (rep.value("status", "") == "ok" && rep.contains("round")) by_round[rep.at("round").get<int>()] = rep.at("derived").at(metric).get<double>();
+  }
+  std::vector<std::pair<double, double>> out;
+  for (const auto& rep : n.at("repetitions")) {
+    if (rep.value("status", "") != "ok" || !rep.contains("round")) continue;
+    const auto it = by_round.find(rep.at("round").get<int>());
+    if (it != by_round.end()) out.emplace_back(it->second, rep.at("derived").at(metric).get<double>());
+  }
+  return out;
+}
+
+// Both files come from one ab job (the same job id): its rounds ran A and B back to back.
+bool same_ab_job(const nlohmann::json& base, const nlohmann::json& next) {
+  return base.contains("ab") && next.contains("ab") && base.at("ab").contains("job") &&
+         base.at("ab").at("job") == next.at("ab").value("job", nlohmann::json());
+}
+
 const nlohmann::json* find(const nlohmann::json& doc, const std::string& key) {
   for (const auto& c : doc.at("configs")) {
     if (c.at("config").at("key") == key) return &c;
@@ -40,9 +64,11 @@ const nlohmann::json* find(const nlohmann::json& doc, const std::string& key) {
 
 }  // namespace
 
-int repetitions_to_reach(double alpha, int configs) {
+int repetitions_to_reach(double alpha, int configs, bool paired) {
   for (int r = 2; r < 1000; ++r) {
-    if (static_cast<double>(std::max(1, configs)) * stats::min_p_value(static_cast<std::size_t>(r), static_cast<std::size_t>(r)) < alpha) return r;
+    const auto n = static_cast<std::size_t>(r);
+    const double min_p = paired ? stats::min_p_value_paired(n) : stats::min_p_value(n, n);
+    if (static_cast<double>(std::max(1, configs)) * min_p < alpha) return r;
   }
   return 1000;
 }
@@ -56,7 +82,10 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
     double bm, nm, ratio, p;
     bool exact;
     std::size_t bn, nn;
+    std::size_t pairs;  // > 0: signed-rank test over this many rounds; 0: Mann-Whitney
+    double min_p;       // the smallest p this test could give with these sizes
   };
+  const bool paired = same_ab_job(base, next);
   std::vector<Row> rows;
   // Configurations whose status (ok or overloaded) is the comparison: shown first, no numbers.
   struct StatusRow {
@@ -92,8 +121,22 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
         if (bv.empty() || nv.empty()) continue;
         const double bm = stats::median(bv), nm = stats::median(nv);
         if (bm <= 0) continue;
+        if (paired) {
+          // One ab job: A and B of a round ran back to back, so the test is on the per-round
+          // log ratio, in which the machine's drift between rounds cancels.
+          std::vector<double> d;
+          for (const auto& [x, y] : paired_values(b, *n, m.name))
+            if (x > 0 && y > 0) d.push_back(std::log(y / x));
+          if (d.size() >= 2) {
+            const auto test = stats::signed_rank(d);
+            rows.push_back({key, &m, bm, nm, nm / bm, test.p_value, test.exact, bv.size(), nv.size(), d.size(),
+                            stats::min_p_value_paired(test.n)});
+            continue;
+          }
+        }
         const auto test = stats::mann_whitney(nv, bv);
-        rows.push_back({key, &m, bm, nm, nm / bm, test.p_value, test.exact, bv.size(), nv.size()});
+        rows.push_back({key, &m, bm, nm, nm / bm, test.p_value, test.exact, bv.size(), nv.size(), 0,
+                        stats::min_p_value(nv.size(), bv.size())});
       }
     }
   } catch (const nlohmann::json::exception& e) {
@@ -117,25 +160,26 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
     for (std::size_t k = 0; k < idx.size(); ++k) adjusted[idx[k]] = adj[k];
   }
   // Could these repetitions ever decide? The first Holm step needs k * p_min < alpha.
-  std::size_t worst_b = SIZE_MAX, worst_n = SIZE_MAX;
+  std::size_t worst_b = SIZE_MAX, worst_n = SIZE_MAX, worst_pairs = 0;
   double worst_min_p = 0;
   for (const auto& row : rows) {
-    const double mp = stats::min_p_value(row.nn, row.bn);
-    if (mp > worst_min_p) {
-      worst_min_p = mp;
+    if (row.min_p > worst_min_p) {
+      worst_min_p = row.min_p;
       worst_b = row.bn;
       worst_n = row.nn;
+      worst_pairs = row.pairs;
     }
   }
   const int k = ranked;
   if (!rows.empty() && static_cast<double>(k) * worst_min_p >= o.alpha) {
     r.unreachable = true;
     r.cannot_decide = fmt::format(
-        "cannot reach significance at alpha={}: with {} vs {} repetitions the smallest possible two-sided p is {:.4g}{}, "
+        "cannot reach significance at alpha={}: with {} the smallest possible two-sided p is {:.4g}{}, "
         "so no difference could ever be flagged; use at least {} repetitions per side",
-        o.alpha, worst_b, worst_n, worst_min_p,
-        k > 1 ? fmt::format(" and Holm's correction over {} configurations multiplies it by {}", k, k) : "",
-        repetitions_to_reach(o.alpha, k));
+        o.alpha,
+        worst_pairs > 0 ? fmt::format("{} paired rounds", worst_pairs) : fmt::format("{} vs {} repetitions", worst_b, worst_n),
+        worst_min_p, k > 1 ? fmt::format(" and Holm's correction over {} configurations multiplies it by {}", k, k) : "",
+        repetitions_to_reach(o.alpha, k, worst_pairs > 0));
   }
   r.table = fmt::format("{:<58} {:<20} {:>12} {:>12} {:>8} {:>8} {:>8}  {}\n", "configuration", "metric", base_name,
                         next_name, "ratio", "p", "p(Holm)", "verdict");
@@ -177,6 +221,8 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
                       {"p_value", row.p},
                       {"p_holm", adjusted[i]},
                       {"exact_test", row.exact},
+                      {"test", row.pairs > 0 ? "wilcoxon-signed-rank" : "mann-whitney"},
+                      {"pairs", row.pairs},
                       {"base_n", row.bn},
                       {"new_n", row.nn},
                       {"threshold", threshold},
@@ -188,9 +234,12 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
   }
   const std::string verdict = fmt::format(
       "{} configurations compared: {} regressions, {} improvements (a change of the median beyond {:.0f}% for conn/s "
-      "and CPU, {:.0f}% for p99, with p < {} after Holm's correction over the configurations; exact Mann-Whitney U with "
-      "ties; ok -> overloaded is a regression, overloaded -> ok an improvement, overloaded ones are not ranked)\n{}",
+      "and CPU, {:.0f}% for p99, with p < {} after Holm's correction over the configurations; {}; ok -> overloaded is a "
+      "regression, overloaded -> ok an improvement, overloaded ones are not ranked)\n{}",
       r.compared_configs, r.regressions, r.improvements, o.threshold * 100, o.latency_threshold * 100, o.alpha,
+      paired ? "one ab job: exact Wilcoxon signed-rank test of the per-round log ratios (A and B of a round ran back to "
+               "back, so drift between rounds cancels)"
+             : "exact Mann-Whitney U with ties",
       r.unreachable ? "WARNING: " + r.cannot_decide + "\n" : "");
   r.table += verdict;
   r.markdown = "## acceptbench compare\n\n" + r.markdown + "\n" + verdict;

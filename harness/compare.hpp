@@ -27,7 +27,9 @@ struct CompareReport {
 };
 
 // Compares two acceptbench/2 documents configuration by configuration (matched by key): per
-// metric, the exact two-sided Mann-Whitney test (ties handled) of the repetitions, with the
+// metric, the exact two-sided Mann-Whitney test (ties handled) of the repetitions, or, when
+// both files come from one `acceptbench ab` job (the same "ab"."job"), the exact Wilcoxon
+// signed-rank test of the per-round log ratios (A and B of a round ran back to back), with the
 // p-values of the configurations adjusted by Holm's step-down method; a change is a
 // regression when it exceeds the threshold and its adjusted p is below alpha.
 // Throws std::invalid_argument when they share no configuration with status ok.
@@ -35,7 +37,8 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
                               const std::string& base_name = "BASE", const std::string& next_name = "NEW");
 
 // The fewest repetitions per side with which `configs` configurations compared at `alpha`
-// (Holm) can reach significance at all: the smallest r with k * 2 / C(2r, r) < alpha.
-int repetitions_to_reach(double alpha, int configs);
+// (Holm) can reach significance at all: the smallest r with k * 2 / C(2r, r) < alpha
+// (Mann-Whitney), or with `paired` (rounds of one ab job) k * 2 / 2^r < alpha.
+int repetitions_to_reach(double alpha, int configs, bool paired = false);
 
 }  // namespace acceptbench

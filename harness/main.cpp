@@ -761,8 +761,9 @@ int cmd_ab(int argc, char** argv) {
   CompareOptions o;
   po::options_description d(
       "acceptbench ab: runs two builds (build folders holding bin/) or two binaries of one model interleaved,\n"
-      "A B then B A, round after round, in one job, then compares them. The way a CI job on a noisy shared machine\n"
-      "should gate a merge. Exit codes as compare.\n\nOptions");
+      "A B then B A, round after round, in one job, then compares them round by round (exact Wilcoxon signed-rank test\n"
+      "of the per-round ratios: drift of the machine between rounds cancels). The way a CI job on a noisy shared\n"
+      "machine should gate a merge. Exit codes as compare.\n\nOptions");
   d.add_options()("help,h", "print this help")("a", po::value(&a), "A: a build folder, or a model binary")(
       "b", po::value(&b), "B: a build folder, or a model binary")("rounds", po::value(&rounds)->default_value(rounds),
                                                                  "repetitions of each side; 0: enough for the exact test to "
@@ -808,6 +809,10 @@ int cmd_ab(int argc, char** argv) {
   ResultsFile fa(out + "/A.json", env, "A", false), fb(out + "/B.json", env, "B", false);
   fa.set("side", a);
   fb.set("side", b);
+  // One job id in both files: compare then pairs their repetitions by round.
+  const std::string job = new_run_id() + fmt::format("-{}", ::getpid());
+  fa.set("ab", {{"job", job}, {"side", "A"}, {"order", "A B then B A, round after round"}});
+  fb.set("ab", {{"job", job}, {"side", "B"}, {"order", "A B then B A, round after round"}});
   const bool tty = ::isatty(STDERR_FILENO);
   std::size_t index = 0;
   for (const auto& c0 : configs) {
@@ -823,7 +828,9 @@ int cmd_ab(int argc, char** argv) {
         ro.multi_acceptor = find_model(catalog, c.model) ? find_model(catalog, c.model)->multi_acceptor : c.server_threads > 1;
         fmt::print(stderr, fmt::runtime(tty ? "\r{:<100}" : "{}\n"),
                    fmt::format("[{}/{}] {} round {}/{} side {}", index, configs.size(), c.key(), round + 1, rounds, run_a ? "A" : "B"));
-        (run_a ? reps_a : reps_b).push_back(run_repetition(c, ro));
+        nlohmann::json rep = run_repetition(c, ro);
+        rep["round"] = round + 1;
+        (run_a ? reps_a : reps_b).push_back(std::move(rep));
       }
     }
     for (auto [file, reps] : {std::pair{&fa, &reps_a}, std::pair{&fb, &reps_b}}) {

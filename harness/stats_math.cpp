@@ -154,6 +154,73 @@ MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>
   return r;
 }
 
+SignedRank signed_rank(const std::vector<double>& d) {
+  SignedRank r;
+  std::vector<double> a;  // |d|, zeros dropped
+  std::vector<bool> positive;
+  std::vector<std::size_t> order;
+  for (double v : d) {
+    if (v == 0 || std::isnan(v)) continue;
+    a.push_back(std::abs(v));
+    positive.push_back(v > 0);
+  }
+  r.n = a.size();
+  if (r.n == 0) return r;
+  order.resize(r.n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return a[x] < a[y]; });
+  // Doubled mid-ranks (integers), and the tie term for the normal approximation.
+  std::vector<std::int64_t> rank2(r.n);
+  double tie_term = 0;
+  for (std::size_t i = 0; i < r.n;) {
+    std::size_t j = i;
+    while (j + 1 < r.n && a[order[j + 1]] == a[order[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) rank2[order[k]] = static_cast<std::int64_t>(i + j + 2);
+    const auto t = static_cast<double>(j - i + 1);
+    tie_term += t * t * t - t;
+    i = j + 1;
+  }
+  std::int64_t obs2 = 0, total2 = 0;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    total2 += rank2[i];
+    if (positive[i]) obs2 += rank2[i];
+  }
+  r.w_plus = static_cast<double>(obs2) / 2.0;
+  // Under the null every rank is positive or negative with probability 1/2: the doubled sum
+  // of the positive ranks is symmetric about total2 / 2. Compare doubled deviations (2 * sum
+  // - total) to stay in integers.
+  const std::int64_t dev = std::abs(2 * obs2 - total2);
+  if (r.n <= 200) {
+    std::vector<double> prob(static_cast<std::size_t>(total2) + 1, 0.0);
+    prob[0] = 1;
+    std::int64_t reach = 0;
+    for (const auto v : rank2) {
+      reach += v;
+      for (auto s = reach; s >= 0; --s) {
+        const auto us = static_cast<std::size_t>(s);
+        prob[us] = 0.5 * prob[us] + (s >= v ? 0.5 * prob[us - static_cast<std::size_t>(v)] : 0.0);
+      }
+    }
+    double tail = 0;
+    for (std::size_t s = 0; s < prob.size(); ++s) {
+      if (std::abs(2 * static_cast<std::int64_t>(s) - total2) >= dev) tail += prob[s];
+    }
+    r.p_value = std::min(1.0, tail);
+    r.exact = true;
+    return r;
+  }
+  const auto n = static_cast<double>(r.n);
+  const double mu = n * (n + 1) / 4;
+  const double var = n * (n + 1) * (2 * n + 1) / 24 - tie_term / 48;
+  if (var <= 0) return r;
+  const double z = (std::abs(r.w_plus - mu) - 0.5) / std::sqrt(var);
+  const boost::math::normal_distribution<double> normal;
+  r.p_value = std::min(1.0, 2.0 * boost::math::cdf(boost::math::complement(normal, std::max(0.0, z))));
+  return r;
+}
+
+double min_p_value_paired(std::size_t n) { return n == 0 ? 1.0 : std::min(1.0, 2.0 / std::pow(2.0, static_cast<double>(n))); }
+
 double jain_index(const std::vector<double>& x) {
   if (x.empty()) return 0;
   double s = 0, ss = 0;

@@ -30,6 +30,22 @@ struct MannWhitney {
 };
 MannWhitney mann_whitney(const std::vector<double>& x, const std::vector<double>& y);
 
+// Two-sided Wilcoxon signed-rank test of paired differences d (e.g. log(new/base) of two runs
+// made side by side in one round): zeros are dropped, ties get mid-ranks; exact (every sign
+// assignment of the ranks equally likely, counted by dynamic programming) for up to 200
+// non-zero differences, else the normal approximation with tie correction. Drift shared by the
+// two members of a pair cancels, so it decides with fewer rounds than Mann-Whitney.
+struct SignedRank {
+  double w_plus = 0;    // sum of the ranks of the positive differences
+  std::size_t n = 0;    // non-zero differences used
+  double p_value = 1;
+  bool exact = false;
+};
+SignedRank signed_rank(const std::vector<double>& d);
+
+// The smallest two-sided p the signed-rank test can give with n non-zero pairs: 2 / 2^n.
+double min_p_value_paired(std::size_t n);
+
 // The smallest two-sided p the exact test can give for sizes m and n (all values distinct
 // and the groups fully separated): 2 / C(m+n, m). With ties it can only be larger.
 double min_p_value(std::size_t m, std::size_t n);

@@ -88,9 +88,61 @@ TEST(CompareTest, HolmKeepsTwentyNoiseRowsQuiet) {
   EXPECT_GE(flagged_unadjusted, 1) << r.table;
 }
 
+// Two results files as `acceptbench ab` writes them: one configuration, a repetition per
+// round with the round recorded, and (with `job`) the job id that pairs them.
+nlohmann::json ab_side(const std::vector<double>& cpu, const std::string& job) {
+  nlohmann::json reps = nlohmann::json::array();
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    reps.push_back({{"status", "ok"},
+                    {"round", i + 1},
+                    {"derived", {{"conn_per_s", 4000.0}, {"server_cpu_us_per_conn", cpu[i]}, {"p99_total_us", 500.0}}}});
+  }
+  nlohmann::json doc = {{"schema", "acceptbench/2"},
+                        {"configs", {{{"config", {{"key", "reuseport|cost"}}}, {"status", "ok"}, {"repetitions", reps}}}}};
+  if (!job.empty()) doc["ab"] = {{"job", job}};
+  return doc;
+}
+
+TEST(CompareTest, AbRoundsArePairedSoDriftCancels) {
+  // The machine drifts between rounds by far more than the change (+-20%), and B is 5% more
+  // expensive in every round: unpaired, the samples overlap and nothing can be said; paired
+  // by round (A and B ran back to back), every round says B costs more.
+  const std::vector<double> a = {50, 70, 55, 80, 60, 75, 52, 68};
+  std::vector<double> b;
+  for (double x : a) b.push_back(x * 1.05);
+  auto cpu_row = [](const CompareReport& r) {
+    for (const auto& row : r.rows)
+      if (row["metric"] == "server_cpu_us_per_conn") return row;
+    return nlohmann::json();
+  };
+  const auto paired = compare_results(ab_side(a, "job-1"), ab_side(b, "job-1"), {}, "A", "B");
+  EXPECT_EQ(cpu_row(paired)["test"], "wilcoxon-signed-rank") << paired.table;
+  EXPECT_EQ(cpu_row(paired)["pairs"], 8);
+  EXPECT_NEAR(cpu_row(paired)["p_value"].get<double>(), 2.0 / 256.0, 1e-12);
+  EXPECT_EQ(cpu_row(paired)["verdict"], "REGRESSION") << paired.table;
+  EXPECT_NE(paired.table.find("signed-rank"), std::string::npos);
+  // Files of two different jobs (or not from ab) are not paired: Mann-Whitney, no verdict.
+  for (const auto& other : {std::string("job-2"), std::string()}) {
+    const auto unpaired = compare_results(ab_side(a, "job-1"), ab_side(b, other), {}, "A", "B");
+    EXPECT_EQ(cpu_row(unpaired)["test"], "mann-whitney");
+    EXPECT_GT(cpu_row(unpaired)["p_value"].get<double>(), 0.3) << unpaired.table;
+    EXPECT_EQ(unpaired.regressions, 0);
+  }
+  // Noise paired the same way is not flagged.
+  std::vector<double> noise;
+  for (std::size_t i = 0; i < a.size(); ++i) noise.push_back(a[i] * (i % 2 ? 1.01 : 0.99));
+  EXPECT_EQ(compare_results(ab_side(a, "j"), ab_side(noise, "j"), {}).regressions, 0);
+  // Three paired rounds can never decide (2/8 = 0.25): exit 2's message names paired rounds.
+  const auto few = compare_results(ab_side({50, 70, 55}, "j"), ab_side({60, 80, 65}, "j"), {});
+  EXPECT_TRUE(few.unreachable);
+  EXPECT_NE(few.cannot_decide.find("3 paired rounds"), std::string::npos) << few.cannot_decide;
+}
+
 TEST(CompareTest, RepetitionsToReach) {
   EXPECT_EQ(repetitions_to_reach(0.05, 1), 4);   // 2/C(8,4) = 0.029
   EXPECT_EQ(repetitions_to_reach(0.05, 20), 6);  // 20 * 2/C(12,6) = 0.043
+  EXPECT_EQ(repetitions_to_reach(0.05, 1, true), 6);    // 2/2^6 = 0.031
+  EXPECT_EQ(repetitions_to_reach(0.05, 20, true), 10);  // 20 * 2/2^10 = 0.039
 }
 
 TEST(CompareTest, BadInputIsAClearError) {

@@ -80,6 +80,38 @@ TEST(StatsMathTest, MannWhitneyNormalApproximationBeyondHundredValues) {
   EXPECT_LT(r.p_value, 1e-4);
 }
 
+TEST(StatsMathTest, SignedRankExact) {
+  // Six positive differences: only the all-positive and all-negative assignments are as
+  // extreme, p = 2 / 64; the smallest possible with six pairs.
+  const auto r = signed_rank({0.1, 0.2, 0.05, 0.3, 0.15, 0.25});
+  EXPECT_TRUE(r.exact);
+  EXPECT_EQ(r.n, 6U);
+  EXPECT_NEAR(r.p_value, 2.0 / 64.0, 1e-12);
+  EXPECT_NEAR(min_p_value_paired(6), 2.0 / 64.0, 1e-12);
+  EXPECT_NEAR(min_p_value_paired(8), 2.0 / 256.0, 1e-12);
+  // Zeros are dropped; symmetric differences give no evidence.
+  EXPECT_EQ(signed_rank({0, 0, 1, -1}).n, 2U);
+  EXPECT_DOUBLE_EQ(signed_rank({0, 0, 1, -1}).p_value, 1.0);
+  EXPECT_DOUBLE_EQ(signed_rank({}).p_value, 1.0);
+  // Against a brute-force enumeration of all 2^8 sign assignments, with tied magnitudes.
+  const std::vector<double> d = {0.5, -0.5, 1, 2, 2, -3, 4, 4};
+  const auto observed = signed_rank(d);
+  const double mean = 8 * 9 / 4.0;
+  int extreme = 0;
+  for (unsigned mask = 0; mask < 256; ++mask) {
+    std::vector<double> flipped;
+    for (unsigned i = 0; i < 8; ++i) flipped.push_back(mask >> i & 1 ? -std::abs(d[i]) : std::abs(d[i]));
+    if (std::abs(signed_rank(flipped).w_plus - mean) >= std::abs(observed.w_plus - mean) - 1e-9) ++extreme;
+  }
+  EXPECT_NEAR(observed.p_value, extreme / 256.0, 1e-12);
+  // Beyond 200 pairs the normal approximation: a consistent shift is decisive.
+  std::vector<double> many;
+  for (int i = 0; i < 250; ++i) many.push_back(i % 7 == 0 ? -0.01 : 0.02 + 0.001 * (i % 5));
+  const auto big = signed_rank(many);
+  EXPECT_FALSE(big.exact);
+  EXPECT_LT(big.p_value, 1e-10);
+}
+
 TEST(StatsMathTest, SmallestPossibleP) {
   EXPECT_NEAR(min_p_value(3, 3), 0.1, 1e-12);
   EXPECT_NEAR(min_p_value(8, 8), 2.0 / 12870.0, 1e-15);
