@@ -129,8 +129,10 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
             if (x > 0 && y > 0) d.push_back(std::log(y / x));
           if (d.size() >= 2) {
             const auto test = stats::signed_rank(d);
+            // Whether these rounds could ever decide depends on how many there are, not on how
+            // many differ (an open loop's conn/s is the offered rate in every round: all ties).
             rows.push_back({key, &m, bm, nm, nm / bm, test.p_value, test.exact, bv.size(), nv.size(), d.size(),
-                            stats::min_p_value_paired(test.n)});
+                            stats::min_p_value_paired(d.size())});
             continue;
           }
         }

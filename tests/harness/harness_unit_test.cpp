@@ -132,6 +132,9 @@ TEST(CompareTest, AbRoundsArePairedSoDriftCancels) {
   std::vector<double> noise;
   for (std::size_t i = 0; i < a.size(); ++i) noise.push_back(a[i] * (i % 2 ? 1.01 : 0.99));
   EXPECT_EQ(compare_results(ab_side(a, "j"), ab_side(noise, "j"), {}).regressions, 0);
+  // A metric equal in every round (an open loop's conn/s is the offered rate) has no
+  // non-zero difference: p = 1, and it does not make the rounds "too few to decide".
+  EXPECT_FALSE(paired.unreachable) << paired.cannot_decide;
   // Three paired rounds can never decide (2/8 = 0.25): exit 2's message names paired rounds.
   const auto few = compare_results(ab_side({50, 70, 55}, "j"), ab_side({60, 80, 65}, "j"), {});
   EXPECT_TRUE(few.unreachable);
