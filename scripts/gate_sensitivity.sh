@@ -7,7 +7,9 @@
 #  2. false alarms: TRIES runs of ab of the same binary against itself at the default rounds,
 #     counting the ones that flag anything (exit 1).
 # Usage: scripts/gate_sensitivity.sh [BUILD_DIR=build] [WORK_US=2] [TRIES=5] [extra ab flags...]
-# Environment: ROUNDS="4 6 8 ..." the detection attempts; KEEP=DIR keeps every ab folder there.
+# Environment: ROUNDS="4 6 8 ..." the detection attempts (one list: stops at the first flagged);
+# SAME_ROUNDS=N the rounds of each false-alarm try (default 0: ab's automatic); KEEP=DIR keeps
+# every ab folder there.
 # Default load: the cost workload (open loop 4000/s), 2 server threads, 1 s windows after 0.3 s.
 set -euo pipefail
 build=${1:-build}
@@ -52,13 +54,13 @@ for rounds in ${ROUNDS:-4 6 8 10 12 16 20}; do
   [[ $rc == 1 ]] && grep -q REGRESSION "$out/compare.md" && { echo "flagged at $rounds rounds"; break; }
 done
 
-echo "== false alarms: reuseport vs itself, default rounds, $tries tries"
+echo "== false alarms: reuseport vs itself, --rounds ${SAME_ROUNDS:-0}, $tries tries"
 alarms=0
 for i in $(seq "$tries"); do
   out="$tmp/same-$i"
   start=$(date +%s%N)
   rc=0
-  "$bin/acceptbench" ab --a "$bin/reuseport" --b "$bin/reuseport" "${load[@]}" --out "$out" >"$out.log" 2>&1 || rc=$?
+  "$bin/acceptbench" ab --a "$bin/reuseport" --b "$bin/reuseport" --rounds "${SAME_ROUNDS:-0}" "${load[@]}" --out "$out" >"$out.log" 2>&1 || rc=$?
   secs=$((($(date +%s%N) - start) / 1000000000))
   [[ $rc == 1 ]] && alarms=$((alarms + 1))
   printf 'try %d: exit %d, %4d s  %s\n' "$i" "$rc" "$secs" "$(row "$out")"
