@@ -434,7 +434,17 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
       for (const auto& a : rep["server"]["acceptors"]) per_acceptor.push_back(a["accepted"].get<double>());
     }
     const auto& m = rep["machine"];
-    const double client_cpu_s = rep["client"]["client_cpu"]["total_s"].get<double>();
+    // The client's on-time spin (empty polls just before a due start) is waiting, not work:
+    // it comes out of the client's CPU, the client CPUs' busy fraction and, when the client
+    // runs on this machine, the machine's busy time.
+    double spin_s = 0;
+    for (const auto& t : r.cpu) spin_s += t.spin_s;
+    const double client_cpu_s = std::max(0.0, rep["client"]["client_cpu"]["total_s"].get<double>() - spin_s);
+    const double local_spin_us = o.client_hosts.empty() ? spin_s * 1e6 : 0.0;
+    const double machine_busy_us = std::max(0.0, m["busy_us"].get<double>() - local_spin_us);
+    const double client_cpus_wall_us = m["wall_us"].get<double>() * static_cast<double>(std::max<std::size_t>(1, m["client_cpus"]["cpus"].size()));
+    const double client_busy = std::max(0.0, m["client_cpus"]["busy_fraction"].get<double>() -
+                                                 (client_cpus_wall_us > 0 ? local_spin_us / client_cpus_wall_us : 0.0));
     const double steal = (m["server_cpus"]["steal_fraction"].get<double>() + m["client_cpus"]["steal_fraction"].get<double>()) / 2;
     const OpenLoopVerdict verdict =
         judge_open_loop(c.rate, r.window_s, conns, static_cast<double>(r.late_completions),
@@ -445,7 +455,8 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
                       {"accepted_in_window", accepted},
                       {"server_cpu_us_per_conn", per_conn(cpu_s * 1e6)},
                       {"server_cpu_coarse", !exact_cpu},
-                      {"machine_cpu_us_per_conn", per_conn(m["busy_us"].get<double>())},
+                      {"machine_cpu_us_per_conn", per_conn(machine_busy_us)},
+                      {"client_spin_s", spin_s},
                       {"client_cpu_us_per_conn", per_conn(client_cpu_s * 1e6)},
                       {"server_cpu_utilization", r.window_s > 0 ? cpu_s / r.window_s : 0.0},
                       {"ctx_switches_per_conn", per_conn(ctx)},
@@ -456,8 +467,8 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
                       {"client_max_thread_utilization", r.max_thread_utilization()},
                       {"client_late", r.client_late()},
                       {"start_lateness_p99_us", static_cast<double>(r.start_lateness.percentile(99)) / 1000.0},
-                      {"client_cpus_busy_fraction", m["client_cpus"]["busy_fraction"]},
-                      {"client_saturated", m["client_cpus"]["busy_fraction"].get<double>() > o.saturation_threshold},
+                      {"client_cpus_busy_fraction", client_busy},
+                      {"client_saturated", client_busy > o.saturation_threshold},
                       {"steal_fraction", steal},
                       {"disturbed", steal > o.steal_threshold},
                       {"achieved_ratio", verdict.achieved_ratio},
