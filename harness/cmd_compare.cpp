@@ -18,6 +18,7 @@
 #include "matrix.hpp"
 #include "results.hpp"
 #include "runner.hpp"
+#include "summary.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -148,12 +149,7 @@ int cmd_ab(int argc, char** argv) {
         (run_a ? reps_a : reps_b).push_back(std::move(rep));
       }
     }
-    for (auto [file, reps] : {std::pair{&fa, &reps_a}, std::pair{&fb, &reps_b}}) {
-      nlohmann::json result = summarize_config(c, *reps);
-      result["config"] = c.to_json();
-      result["repetitions"] = *reps;
-      file->put(result);
-    }
+    for (auto [file, reps] : {std::pair{&fa, &reps_a}, std::pair{&fb, &reps_b}}) file->put(summarize_config(c, *reps));
   }
   progress.finish();
   try {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include "matrix.hpp"
 #include "results.hpp"
 #include "runner.hpp"
+#include "summary.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -51,13 +53,13 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
   for (std::size_t i = 0; i < n; ++i) {
     const RunConfig& c = sweep.configs[i];
     rounds = std::max(rounds, c.repetitions);
-    if (const nlohmann::json* have = resume ? file.find(c.key()) : nullptr) {
-      const auto& saved = (*have)["repetitions"];
+    if (const std::optional<ConfigResult> have = resume ? file.find(c.key()) : std::nullopt) {
+      const nlohmann::json& saved = have->repetitions;
       const bool complete = static_cast<int>(saved.size()) >= c.repetitions;
       // overloaded is a measured outcome (kept, not ranked), not a failure to redo; one that could
       // not hold its background is finished too: it would not the next time.
-      const auto& st = (*have)["status"];
-      if ((complete && (st == "ok" || st == "overloaded")) || st == "cannot_hold") {
+      const ConfigStatus st = have->status;
+      if ((complete && (st == ConfigStatus::kOk || st == ConfigStatus::kOverloaded)) || st == ConfigStatus::kCannotHold) {
         fmt::print(stderr, "[{:>3}/{}] {} (done, skipped)\n", i + 1, n, c.key());
         reps[i] = saved;
         continue;
@@ -105,27 +107,27 @@ void run_matrix(const SweepRun& sweep, ResultsFile& file, bool resume, std::uint
       reps[i].push_back(std::move(rep));
       ++reps_done;
       execution["sequence"].push_back({{"round", round + 1}, {"key", c.key()}});
-      nlohmann::json result;
+      ConfigResult result;
       const bool held_not = cannot_hold(i);
       if (static_cast<int>(reps[i].size()) >= c.repetitions || held_not) {
         result = summarize_config(c, reps[i]);
         if (held_not) {
           const int skipped = c.repetitions - static_cast<int>(reps[i].size());
-          result["repetitions_skipped"] = skipped;
+          result.repetitions_skipped = skipped;
           reps_total -= skipped;
         }
-        if (result["status"] != "ok") {
+        if (result.status != ConfigStatus::kOk) {
           progress.message(fmt::format("[{:>3}/{}] {} {}: {}", i + 1, n, c.key(),
-                                       result["status"] == "overloaded"    ? "OVERLOADED"
-                                       : result["status"] == "cannot_hold" ? "CANNOT HOLD"
-                                                                           : "FAILED",
-                                       result.value("reason", "")));
+                                       result.status == ConfigStatus::kOverloaded    ? "OVERLOADED"
+                                       : result.status == ConfigStatus::kCannotHold ? "CANNOT HOLD"
+                                                                                    : "FAILED",
+                                       result.reason.value_or("")));
         }
       } else {
-        result = {{"status", "running"}, {"summary", nullptr}};
+        result.config = c;
+        result.status = ConfigStatus::kRunning;
+        result.repetitions = reps[i];
       }
-      result["config"] = c.to_json();
-      result["repetitions"] = reps[i];
       file.put(result, "execution", execution);
     }
   }
@@ -212,10 +214,11 @@ int sweep_command(int argc, char** argv, bool single, const std::string& experim
     }
     fmt::print(stderr, "acceptbench: {} configurations -> {}\n", sweep.configs.size(), out);
     run_matrix(sweep, file, resume, seed);
-    print_summary(file.doc());
+    const std::vector<ConfigResult> results = configs_of(file.doc());
+    print_summary(results);
     fmt::print("\nresults: {}\n", out);
     int failed = 0;
-    for (const auto& c : file.doc()["configs"]) failed += c["status"] == "failed";
+    for (const auto& r : results) failed += r.status == ConfigStatus::kFailed;
     if (failed) fmt::print(stderr, "acceptbench: {} configurations failed (see their reason in the JSON)\n", failed);
   } catch (const std::exception& e) {
     fmt::print(stderr, "acceptbench: error: {}\n", e.what());

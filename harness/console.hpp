@@ -3,8 +3,9 @@
 // stderr while it runs. Main thread only.
 
 #include <string>
+#include <vector>
 
-#include <nlohmann/json.hpp>
+#include "summary.hpp"
 
 namespace acceptbench {
 
@@ -15,9 +16,8 @@ std::string fmt_duration(double s);
 // their mean (before the first one, at first_guess_s each).
 std::string elapsed_and_eta(double elapsed_s, int done, int left, double first_guess_s);
 
-// The summary table printed after a run or sweep (a results document), with the honest
-// reading of it.
-void print_summary(const nlohmann::json& doc);
+// The summary table printed after a run or sweep, with the honest reading of it.
+void print_summary(const std::vector<ConfigResult>& results);
 
 // One progress line on stderr: on a terminal rewritten in place (padded to `width`), else one
 // line per update (a log).

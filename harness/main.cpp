@@ -26,7 +26,8 @@ constexpr Command kCommands[] = {
     {"compare", "BASE NEW", "per configuration, median ratios and a Mann-Whitney U test; exit 1 on a regression",
      acceptbench::cmd_compare},
     {"ab", "", "two builds (or binaries) run interleaved A B A B in one job, then compared", acceptbench::cmd_ab},
-    {"merge", "", "loadgen JSON results of several clients merged into one (histograms exactly)", acceptbench::cmd_merge},
+    {"merge", "", "loadgen JSON results of several clients merged into one (histograms exactly)",
+     acceptbench::cmd_merge},
     {"probe", "",
      "prints a server process's CPU and context switches (--pid) and the kernel's TCP counters\n"
      "(--kernel) as JSON: the reader the harness runs on the server's host behind ssh or netns",

@@ -77,29 +77,29 @@ ResultsFile::ResultsFile(std::string path, nlohmann::json env, const std::string
   write();
 }
 
-const nlohmann::json* ResultsFile::find(const std::string& key) const {
+std::optional<ConfigResult> ResultsFile::find(const std::string& key) const {
   for (const auto& c : doc_["configs"]) {
-    if (c["config"]["key"] == key) return &c;
+    if (c["config"]["key"] == key) return ConfigResult::from_json(c);
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-void ResultsFile::put(const nlohmann::json& result, const std::string& field, nlohmann::json value) {
+void ResultsFile::put(const ConfigResult& result, const std::string& field, nlohmann::json value) {
   doc_[field] = std::move(value);
   put(result);
 }
 
-void ResultsFile::put(const nlohmann::json& result) {
+void ResultsFile::put(const ConfigResult& result) {
   auto& configs = doc_["configs"];
-  const auto& key = result["config"]["key"];
+  const std::string key = result.key();
   for (auto& c : configs) {
     if (c["config"]["key"] == key) {
-      c = result;
+      c = result.to_json();
       write();
       return;
     }
   }
-  configs.push_back(result);
+  configs.push_back(result.to_json());
   write();
 }
 

@@ -1,8 +1,11 @@
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "summary.hpp"
 
 namespace acceptbench {
 
@@ -16,13 +19,14 @@ class ResultsFile {
   // Starts a new document, or with `resume` continues an existing one (its env is kept).
   ResultsFile(std::string path, nlohmann::json env, const std::string& run_id, bool resume);
 
-  // The configuration with this key, or nullptr.
-  [[nodiscard]] const nlohmann::json* find(const std::string& key) const;
+  // The configuration with this key, or nullopt; throws std::invalid_argument when it is
+  // malformed.
+  [[nodiscard]] std::optional<ConfigResult> find(const std::string& key) const;
   // Adds or replaces the configuration with the same key, then writes the file.
-  void put(const nlohmann::json& config_result);
+  void put(const ConfigResult& result);
   // The same, also setting a top-level field, in one atomic write (a sweep saves each
   // repetition with the execution record that names it).
-  void put(const nlohmann::json& config_result, const std::string& field, nlohmann::json value);
+  void put(const ConfigResult& result, const std::string& field, nlohmann::json value);
   void set(const std::string& field, nlohmann::json value);  // a top-level field
   [[nodiscard]] const nlohmann::json& doc() const { return doc_; }
   [[nodiscard]] const std::string& path() const { return path_; }
