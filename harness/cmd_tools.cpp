@@ -159,14 +159,7 @@ int cmd_attach_cost_model(int argc, char** argv) {
   try {
     nlohmann::json doc = load_results(results);
     const std::vector<ModelInfo> catalog = load_models(data_dir);
-    std::ifstream in(cost);
-    if (!in) throw std::invalid_argument("cannot read '" + cost + "'");
-    nlohmann::json gb;
-    try {
-      gb = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument("'" + cost + "' is not valid JSON: " + e.what());
-    }
+    const nlohmann::json gb = read_json_file(cost);
     if (!gb.contains("benchmarks") || !gb["benchmarks"].is_array() || gb["benchmarks"].empty()) {
       throw std::invalid_argument("'" + cost + "' has no benchmarks (is it Google Benchmark's JSON?)");
     }

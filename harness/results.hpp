@@ -42,6 +42,10 @@ class ResultsFile {
 // with the reason: its CPU, context switches and Jain index were measured differently).
 nlohmann::json load_results(const std::string& path);
 
+// The JSON in a file; throws std::invalid_argument "cannot read 'PATH'" or "'PATH' is not
+// valid JSON: ...".
+nlohmann::json read_json_file(const std::string& path);
+
 // Writes text to path atomically.
 void write_file_atomically(const std::string& path, const std::string& text);
 
