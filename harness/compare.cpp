@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "stats_math.hpp"
+#include "summary.hpp"
 
 namespace acceptbench {
 
@@ -25,9 +26,10 @@ constexpr Metric kMetrics[] = {{"conn_per_s", "conn/s", true, false},
                                {"server_cpu_us_per_conn", "server CPU us/conn", false, false},
                                {"p99_total_us", "p99 total us", false, true}};
 
-std::vector<double> values_of(const nlohmann::json& config_result, const char* metric) {
+// A metric of each successful repetition (the raw records).
+std::vector<double> values_of(const ConfigResult& result, const char* metric) {
   std::vector<double> v;
-  for (const auto& rep : config_result.at("repetitions")) {
+  for (const auto& rep : result.repetitions) {
     if (rep.value("status", "") == "ok") v.push_back(rep.at("derived").at(metric).get<double>());
   }
   return v;
@@ -35,13 +37,13 @@ std::vector<double> values_of(const nlohmann::json& config_result, const char* m
 
 // The repetitions of two configurations made side by side by one `acceptbench ab` job: pairs
 // of (base, new) values from the same round, both ok.
-std::vector<std::pair<double, double>> paired_values(const nlohmann::json& b, const nlohmann::json& n, const char* metric) {
+std::vector<std::pair<double, double>> paired_values(const ConfigResult& b, const ConfigResult& n, const char* metric) {
   std::map<int, double> by_round;
-  for (const auto& rep : b.at("repetitions")) {
+  for (const auto& rep : b.repetitions) {
     if (rep.value("status", "") == "ok" && rep.contains("round")) by_round[rep.at("round").get<int>()] = rep.at("derived").at(metric).get<double>();
   }
   std::vector<std::pair<double, double>> out;
-  for (const auto& rep : n.at("repetitions")) {
+  for (const auto& rep : n.repetitions) {
     if (rep.value("status", "") != "ok" || !rep.contains("round")) continue;
     const auto it = by_round.find(rep.at("round").get<int>());
     if (it != by_round.end()) out.emplace_back(it->second, rep.at("derived").at(metric).get<double>());
@@ -55,11 +57,19 @@ bool same_ab_job(const nlohmann::json& base, const nlohmann::json& next) {
          base.at("ab").at("job") == next.at("ab").value("job", nlohmann::json());
 }
 
-const nlohmann::json* find(const nlohmann::json& doc, const std::string& key) {
-  for (const auto& c : doc.at("configs")) {
-    if (c.at("config").at("key") == key) return &c;
+const ConfigResult* find(const std::vector<ConfigResult>& results, const std::string& key) {
+  for (const auto& c : results) {
+    if (c.key() == key) return &c;
   }
   return nullptr;
+}
+
+std::vector<ConfigResult> configs_named(const nlohmann::json& doc, const std::string& name) {
+  try {
+    return configs_of(doc);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(name + ": " + e.what());
+  }
 }
 
 }  // namespace
@@ -93,27 +103,31 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
   };
   std::vector<StatusRow> status_rows;
   int ranked = 0;  // configurations ok on both sides: compared by their numbers (Holm's family)
+  const std::vector<ConfigResult> base_results = configs_named(base, base_name);
+  const std::vector<ConfigResult> next_results = configs_named(next, next_name);
+  using enum ConfigStatus;
   try {
-    for (const auto& b : base.at("configs")) {
-      const std::string key = b.at("config").at("key");
-      const nlohmann::json* n = find(next, key);
+    for (const ConfigResult& b : base_results) {
+      const std::string key = b.key();
+      const ConfigResult* n = find(next_results, key);
       if (!n) continue;
-      const std::string bs = b.at("status"), ns = n->at("status");
-      if ((bs == "ok" || bs == "overloaded") && (ns == "ok" || ns == "overloaded") && bs != ns) {
+      const std::string bs = to_string(b.status), ns = to_string(n->status);
+      if ((b.status == kOk || b.status == kOverloaded) && (n->status == kOk || n->status == kOverloaded) &&
+          b.status != n->status) {
         // Holding the offered rate or not is the comparison: an overloaded side is never
         // ranked by its numbers (nor is it in the Holm family below).
-        const bool worse = ns == "overloaded";
+        const bool worse = n->status == kOverloaded;
         ++(worse ? r.regressions : r.improvements);
         ++r.compared_configs;
         status_rows.push_back({key, bs, ns, worse ? "REGRESSION" : "improved",
                                worse ? "**REGRESSION** (now overloaded)" : "improved (no longer overloaded)"});
         continue;
       }
-      if (bs == "overloaded" && ns == "overloaded") {
+      if (b.status == kOverloaded && n->status == kOverloaded) {
         status_rows.push_back({key, bs, ns, "overloaded in both: not compared", "overloaded in both: not compared"});
         continue;
       }
-      if (bs != "ok" || ns != "ok") continue;
+      if (b.status != kOk || n->status != kOk) continue;
       ++r.compared_configs;
       ++ranked;
       for (const Metric& m : kMetrics) {

@@ -32,7 +32,8 @@ struct CompareReport {
 // signed-rank test of the per-round log ratios (A and B of a round ran back to back), with the
 // p-values of the configurations adjusted by Holm's step-down method; a change is a
 // regression when it exceeds the threshold and its adjusted p is below alpha.
-// Throws std::invalid_argument when they share no configuration with status ok.
+// Throws std::invalid_argument when they share no configuration with status ok, or when a
+// configuration is malformed (the message names the side, the configuration and the field).
 CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& next, const CompareOptions& o,
                               const std::string& base_name = "BASE", const std::string& next_name = "NEW");
 

@@ -554,35 +554,13 @@ ProcSample sample_proc(pid_t pid) {
   return s;
 }
 
-nlohmann::json to_json(const ProcSample& s) {
-  return {{"user_s", s.user_s},
-          {"system_s", s.system_s},
-          {"children_user_s", s.children_user_s},
-          {"children_system_s", s.children_system_s},
-          {"voluntary_ctxt", s.voluntary_ctxt},
-          {"involuntary_ctxt", s.involuntary_ctxt},
-          {"peak_rss_kb", s.peak_rss_kb},
-          {"rss_kb", s.rss_kb},
-          {"threads", s.threads},
-          {"open_fds", s.open_fds}};
-}
+nlohmann::json to_json(const ProcSample& s) { return json_fields::write(s); }
 
 ProcSample proc_sample_from_json(const nlohmann::json& j) {
   try {
-    ProcSample s;
-    s.user_s = j.at("user_s");
-    s.system_s = j.at("system_s");
-    s.children_user_s = j.at("children_user_s");
-    s.children_system_s = j.at("children_system_s");
-    s.voluntary_ctxt = j.at("voluntary_ctxt");
-    s.involuntary_ctxt = j.at("involuntary_ctxt");
-    s.peak_rss_kb = j.at("peak_rss_kb");
-    s.rss_kb = j.at("rss_kb");
-    s.threads = j.at("threads");
-    s.open_fds = j.at("open_fds");
-    return s;
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(std::string("malformed process sample: ") + e.what());
+    return json_fields::read<ProcSample>(j, "process sample");
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(e.what());
   }
 }
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cgroup.hpp"
+#include "json_fields.hpp"
 #include "launcher.hpp"
 #include "unique_fd.hpp"
 
@@ -116,6 +117,11 @@ struct ProcSample {
   std::uint64_t peak_rss_kb = 0, rss_kb = 0;
   int threads = 0;
   int open_fds = 0;
+
+  // The JSON fields (json_fields.hpp): what `acceptbench probe --pid` prints.
+  ACCEPTBENCH_JSON_FIELDS(user_s, system_s, children_user_s, children_system_s, voluntary_ctxt, involuntary_ctxt,
+                          peak_rss_kb, rss_kb, threads, open_fds);
+  bool operator==(const ProcSample&) const = default;
 };
 // Reads /proc/PID/stat, status and task/*/status, live children included; throws
 // std::runtime_error if gone.

@@ -38,15 +38,19 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   check(::rename(tmp.c_str(), path.c_str()), "rename " + tmp);
 }
 
-nlohmann::json load_results(const std::string& path) {
+nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw std::invalid_argument("cannot open results file '" + path + "'");
-  nlohmann::json j;
+  if (!in) throw std::invalid_argument("cannot read '" + path + "'");
   try {
-    j = nlohmann::json::parse(in);
+    return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument("'" + path + "' is not valid JSON: " + e.what());
   }
+}
+
+nlohmann::json load_results(const std::string& path) {
+  if (!std::ifstream(path)) throw std::invalid_argument("cannot open results file '" + path + "'");
+  nlohmann::json j = read_json_file(path);
   if (j.is_object() && j.value("schema", "") == "acceptbench/1") {
     throw std::invalid_argument("'" + path +
                                 "' is an acceptbench/1 results file: its server CPU (10 ms ticks over completed "
@@ -77,29 +81,29 @@ ResultsFile::ResultsFile(std::string path, nlohmann::json env, const std::string
   write();
 }
 
-const nlohmann::json* ResultsFile::find(const std::string& key) const {
+std::optional<ConfigResult> ResultsFile::find(const std::string& key) const {
   for (const auto& c : doc_["configs"]) {
-    if (c["config"]["key"] == key) return &c;
+    if (c["config"]["key"] == key) return ConfigResult::from_json(c);
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-void ResultsFile::put(const nlohmann::json& result, const std::string& field, nlohmann::json value) {
+void ResultsFile::put(const ConfigResult& result, const std::string& field, nlohmann::json value) {
   doc_[field] = std::move(value);
   put(result);
 }
 
-void ResultsFile::put(const nlohmann::json& result) {
+void ResultsFile::put(const ConfigResult& result) {
   auto& configs = doc_["configs"];
-  const auto& key = result["config"]["key"];
+  const std::string key = result.key();
   for (auto& c : configs) {
     if (c["config"]["key"] == key) {
-      c = result;
+      c = result.to_json();
       write();
       return;
     }
   }
-  configs.push_back(result);
+  configs.push_back(result.to_json());
   write();
 }
 

@@ -9,35 +9,9 @@
 
 #include "launcher.hpp"
 #include "loadgen.hpp"
+#include "run_config.hpp"
 
 namespace acceptbench {
-
-// One configuration of the matrix: a model under one workload.
-struct RunConfig {
-  std::string model;
-  std::string workload = "conn";  // a label: conn, keepalive, cost, ...
-  int server_threads = 1;
-  int client_threads = 1;
-  int connections = 32;       // closed loop
-  double rate = 0;            // > 0: open loop (connections per second)
-  int requests_per_conn = 1;
-  std::uint32_t work_us = 0, sleep_us = 0, response_bytes = 13;
-  double duration_s = 2, warmup_s = 0.5;
-  int repetitions = 3;
-  ClosePolicy close = ClosePolicy::kClient;
-  double slow_fraction = 0;  // slowclient workload: see LoadConfig
-  int slow_ms = 0;
-  std::vector<int> server_cpus, client_cpus;
-  std::vector<std::string> server_args;  // extra flags for the server binary
-  std::string variant;  // a name for a preset's set of server_args (e.g. a service-time shape)
-  int hold = 0;         // idle keep-alive connections held open in the background (c10k)
-
-  // The identity of a configuration, for --resume and compare (not repetitions, duration
-  // or placement: those say how it was measured, not what).
-  [[nodiscard]] std::string key() const;
-  [[nodiscard]] nlohmann::json to_json() const;
-  static RunConfig from_json(const nlohmann::json& j);  // throws std::invalid_argument
-};
 
 struct RunnerOptions {
   std::string server_binary;  // path of the model's binary
@@ -97,9 +71,5 @@ OpenLoopVerdict judge_open_loop(double rate, double window_s, double in_window, 
 // "cannot_hold" with "reason" when the server could not hold `hold` idle connections);
 // never throws for a server's fault.
 nlohmann::json run_repetition(const RunConfig& config, const RunnerOptions& options);
-
-// Summarizes the repetitions of one configuration (the "summary" and "status" of a
-// configuration in results JSON).
-nlohmann::json summarize_config(const RunConfig& config, const nlohmann::json& repetitions);
 
 }  // namespace acceptbench

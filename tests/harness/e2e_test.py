@@ -273,11 +273,20 @@ class HarnessEndToEnd(unittest.TestCase):
         self.assertEqual(bad.returncode, 2)
         self.assertIn("not valid JSON", bad.stderr)
         other = self.dir / "other.json"
-        other.write_text(json.dumps({"schema": "acceptbench/2", "configs": [
-            {"config": {"key": "something|else"}, "status": "ok", "repetitions": []}]}))
+        doc = json.loads((FIXTURES / "compare_base.json").read_text())
+        doc["configs"] = [dict(doc["configs"][0], config=dict(doc["configs"][0]["config"], model="something-else"))]
+        other.write_text(json.dumps(doc))
         mismatched = compare(FIXTURES / "compare_base.json", other)
         self.assertEqual(mismatched.returncode, 2)
         self.assertIn("no configuration", mismatched.stderr)
+        broken = self.dir / "broken.json"
+        doc = json.loads((FIXTURES / "quick_results.json").read_text())
+        doc["configs"][0]["summary"]["conn_per_s"]["median"] = "fast"
+        broken.write_text(json.dumps(doc))
+        malformed = compare(FIXTURES / "quick_results.json", broken)
+        self.assertEqual(malformed.returncode, 2, malformed.stdout + malformed.stderr)
+        self.assertIn("NEW: configs[0]", malformed.stderr)
+        self.assertIn("summary.conn_per_s.median", malformed.stderr)
         self.assertEqual(compare(FIXTURES / "compare_base.json").returncode, 2)
         # 3 vs 3 repetitions, 20% slower: the exact test can never reach p < 0.05 (smallest p 0.1).
         few = compare(FIXTURES / "compare3_base.json", FIXTURES / "compare3_slow.json")

@@ -97,8 +97,14 @@ nlohmann::json ab_side(const std::vector<double>& cpu, const std::string& job) {
                     {"round", i + 1},
                     {"derived", {{"conn_per_s", 4000.0}, {"server_cpu_us_per_conn", cpu[i]}, {"p99_total_us", 500.0}}}});
   }
-  nlohmann::json doc = {{"schema", "acceptbench/2"},
-                        {"configs", {{{"config", {{"key", "reuseport|cost"}}}, {"status", "ok"}, {"repetitions", reps}}}}};
+  RunConfig config;
+  config.model = "reuseport";
+  config.workload = "cost";
+  config.rate = 4000;
+  nlohmann::json doc = {
+      {"schema", "acceptbench/2"},
+      {"configs",
+       {{{"config", config.to_json()}, {"status", "ok"}, {"summary", nullptr}, {"repetitions", reps}}}}};
   if (!job.empty()) doc["ab"] = {{"job", job}};
   return doc;
 }

@@ -18,6 +18,7 @@
 #include "model_fixture.hpp"
 #include "results.hpp"
 #include "runner.hpp"
+#include "summary.hpp"
 
 namespace acceptbench {
 namespace {
@@ -45,12 +46,10 @@ RunnerOptions options_for(const std::string& model) {
 
 // A configuration's repetitions one after another, summarised as the sweep does when its
 // last repetition is in.
-nlohmann::json run_all(const RunConfig& c, const RunnerOptions& o) {
+ConfigResult run_all(const RunConfig& c, const RunnerOptions& o) {
   nlohmann::json reps = nlohmann::json::array();
   for (int i = 0; i < c.repetitions; ++i) reps.push_back(run_repetition(c, o));
-  nlohmann::json result = summarize_config(c, reps);
-  result["repetitions"] = reps;
-  return result;
+  return summarize_config(c, reps);
 }
 
 class CtxSwitchTest : public ::testing::TestWithParam<std::string> {};
@@ -89,11 +88,11 @@ double median_cpu_per_conn(std::uint32_t work_us) {
   c.work_us = work_us;
   c.server_threads = 1;
   c.repetitions = 3;
-  const nlohmann::json result = run_all(c, options_for("reuseport"));
-  EXPECT_EQ(result["status"], "ok") << result.value("reason", "");
-  if (result["summary"].is_null()) return 0;
-  EXPECT_FALSE(result["summary"]["server_cpu_coarse"].get<bool>());
-  return result["summary"]["server_cpu_us_per_conn"]["median"].get<double>();
+  const ConfigResult result = run_all(c, options_for("reuseport"));
+  EXPECT_EQ(result.status, ConfigStatus::kOk) << result.reason.value_or("");
+  if (!result.summary) return 0;
+  EXPECT_FALSE(result.summary->server_cpu_coarse.value_or(true));
+  return result.summary->server_cpu_us_per_conn.median;
 }
 
 // A behaviour check with a generous bound. The spin is wall-clock, so a preemption in the
@@ -139,22 +138,23 @@ TEST(FairnessTest, JainIsPerRepetitionNotOverSummedCounts) {
     reps.push_back(run_repetition(c, o));
     ASSERT_EQ(reps.back().value("status", ""), "ok") << reps.back().value("reason", "");
   }
-  const nlohmann::json s = summarize_config(c, reps);
-  ASSERT_FALSE(s["summary"].is_null());
-  const auto& f = s["summary"]["fairness"];
-  EXPECT_LT(f["jain_index"].get<double>(), 0.9) << f.dump();
-  EXPECT_LT(f["jain_worst"].get<double>(), 0.9) << f.dump();
+  const ConfigResult s = summarize_config(c, reps);
+  ASSERT_TRUE(s.summary.has_value());
+  const Fairness& f = s.summary->fairness;
+  const std::string shown = s.to_json()["summary"]["fairness"].dump();
+  EXPECT_LT(f.jain_index, 0.9) << shown;
+  EXPECT_LT(f.jain_worst.value_or(1.0), 0.9) << shown;
 }
 
 TEST(OverloadTest, ForkPerConnAtAnUnholdableRateIsOverloaded) {
   RunConfig c = cost_config("fork-per-conn", 20000, 1.0);
   RunnerOptions o = options_for("fork-per-conn");
   o.drain_ms = 300;
-  const nlohmann::json result = run_all(c, o);
-  EXPECT_EQ(result["status"], "overloaded") << result.value("reason", "");
-  ASSERT_FALSE(result["summary"].is_null()) << "an overloaded configuration keeps its numbers";
-  EXPECT_EQ(result["summary"]["overloaded_repetitions"], 1);
-  const auto& d = result["repetitions"][0]["derived"];
+  const ConfigResult result = run_all(c, o);
+  EXPECT_EQ(result.status, ConfigStatus::kOverloaded) << result.reason.value_or("");
+  ASSERT_TRUE(result.summary.has_value()) << "an overloaded configuration keeps its numbers";
+  EXPECT_EQ(result.summary->overloaded_repetitions, 1);
+  const auto& d = result.repetitions[0]["derived"];
   EXPECT_TRUE(d["overloaded"].get<bool>());
   EXPECT_LT(d["achieved_ratio"].get<double>(), 0.98);
 }
