@@ -34,6 +34,7 @@
 #include "process.hpp"
 #include "results.hpp"
 #include "runner.hpp"
+#include "supervise.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -50,8 +51,10 @@ constexpr const char* kUsage =
     "  compare  BASE NEW: per configuration, median ratios and a Mann-Whitney U test; exit 1 on a regression\n"
     "  ab       two builds (or binaries) run interleaved A B A B in one job, then compared\n"
     "  merge    loadgen JSON results of several clients merged into one (histograms exactly)\n"
-    "  probe    prints a server process's CPU and context switches (--pid) and the kernel's TCP counters\n"
-    "           (--kernel) as JSON: the reader the harness runs on the server's host behind ssh or netns\n"
+    "  probe    prints a server process's CPU and context switches (--pid), its cgroup's CPU and memory\n"
+    "           (--cgroup), the kernel's TCP counters (--kernel) and the host's sysctls (--sysctls) as JSON:\n"
+    "           the reader the harness runs on the server's and clients' hosts behind ssh or netns\n"
+    "  supervise -- SERVER...  runs a server in a cgroup of its own on this host (the harness's ssh launcher)\n"
     "  export   RESULTS.json as CSV (one row per repetition) or HdrHistogram .hgrm files\n"
     "  attach-cost-model  folds cost_model's Google Benchmark JSON into a results file\n"
     "  experiment NAME    a named experiment (herd, skew, stall, c10k): its preset's sweep, then the report\n";
@@ -416,6 +419,8 @@ struct LaunchFlags {
     o.probe_binary = (o.launcher.remote() ? there_tools : here) + "/acceptbench";
     o.loadgen_binary = here + "/loadgen";
     o.remote_loadgen_binary = there_tools + "/loadgen";
+    o.acceptbench_binary = here + "/acceptbench";
+    o.remote_acceptbench_binary = there_tools + "/acceptbench";
     if (o.launcher.remote()) bin_dir = there;
   }
 };
@@ -613,6 +618,7 @@ int cmd_sweep(int argc, char** argv, bool single, const std::string& experiment 
     env["placement"]["client_hosts"] = nlohmann::json::array();
     for (const auto& h : sweep.base_options.client_hosts) env["placement"]["client_hosts"].push_back(h.describe());
     env["placement"]["target_host"] = lf.target_host;
+    env["hosts"] = collect_run_hosts(sweep.base_options);  // every host's sysctls, read there
     rlimit files{};
     if (::getrlimit(RLIMIT_NOFILE, &files) == 0) env["rlimit_nofile"] = files.rlim_cur;  // harness and servers
     ResultsFile file(out, std::move(env), run_id, resume);
@@ -904,28 +910,80 @@ int cmd_merge(int argc, char** argv) {
 
 int cmd_probe(int argc, char** argv) {
   int pid = 0;
-  bool kernel = false;
+  bool kernel = false, sysctls = false;
+  std::string cgroup;
   po::options_description d(
       "acceptbench probe: one JSON line with what the harness measures on the server's side: the process\n"
-      "(sample_proc: CPU of every thread and live or reaped child, context switches, RSS, threads, descriptors)\n"
-      "and the kernel's TCP counters. The harness runs it there through the launcher (ssh, netns), so both\n"
-      "sides are measured by the same code.\n\nOptions");
+      "(sample_proc: CPU of every thread and live or reaped child, context switches, RSS, threads, descriptors),\n"
+      "the server's cgroup (made by `acceptbench supervise` on this host), the kernel's TCP counters, and\n"
+      "this host's description and sysctls. The harness runs it there through the launcher (ssh, netns), so\n"
+      "every side is measured by the same code.\n\nOptions");
   d.add_options()("help,h", "print this help")("pid", po::value(&pid), "the server's PID (> 1)")(
-      "kernel", po::bool_switch(&kernel), "the kernel's counters (/proc/net/snmp, netstat, sockstat)");
+      "cgroup", po::value(&cgroup), "the server's cgroup, acceptbench-PID-N: CPU ns and memory bytes (\"cgroup\")")(
+      "kernel", po::bool_switch(&kernel), "the kernel's counters (/proc/net/snmp, netstat, sockstat)")(
+      "sysctls", po::bool_switch(&sysctls), "this host: name, kernel, CPUs this process may use, sysctls (\"host\")");
   po::variables_map vm;
   if (parse_flags(argc, argv, d, vm)) return 0;
   if (vm.count("pid") && pid <= 1) usage_error("--pid must be > 1");
-  if (!vm.count("pid") && !kernel) usage_error("probe needs --pid PID and/or --kernel");
+  if (vm.count("cgroup") && !ServerCgroup::creator_of(cgroup)) usage_error("--cgroup takes a name acceptbench-PID-N");
+  if (!vm.count("pid") && !kernel && cgroup.empty() && !sysctls) {
+    usage_error("probe needs --pid PID, --cgroup NAME, --kernel and/or --sysctls");
+  }
   nlohmann::json out = nlohmann::json::object();
   try {
     if (pid > 1) out["proc"] = to_json(sample_proc(pid));
+    if (!cgroup.empty()) {
+      const ServerCgroup found = ServerCgroup::find(cgroup);
+      out["cgroup"] = to_json(sample_cgroup(found));
+      out["cgroup"]["source"] = found.describe();
+    }
     if (kernel) out["kernel"] = read_kernel_counters();
+    if (sysctls) out["host"] = collect_host();
   } catch (const std::exception& e) {
     fmt::print(stderr, "acceptbench probe: {}\n", e.what());
     return 1;
   }
   fmt::print("{}\n", out.dump());
   return 0;
+}
+
+int cmd_supervise(int argc, char** argv) {
+  SuperviseOptions o;
+  std::string cpus;
+  bool no_cgroup = false;
+  po::options_description d(
+      "acceptbench supervise [options] -- SERVER [ARGS...]: runs SERVER in a cgroup of its own on this host\n"
+      "(made like a local server's; default root /sys/fs/cgroup, ACCEPTBENCH_CGROUP_ROOT moves it), in a\n"
+      "session of its own; prints \"SUPERVISOR {json}\" (the cgroup's name, for `probe --cgroup`) before\n"
+      "anything of the server's; when the server exits, SIGKILLs what is left of its process group and\n"
+      "cgroup and removes the cgroup. Exits with the server's status (128 + signal). The harness runs it\n"
+      "through ssh on the server's host.\n\nOptions");
+  // clang-format off
+  d.add_options()
+    ("help,h", "print this help")
+    ("no-cgroup", po::bool_switch(&no_cgroup), "no cgroup (the harness reads /proc ticks, marked coarse)")
+    ("cpus", po::value(&cpus), "pin the server to these CPUs (sched_setaffinity before exec), e.g. 0 or 0-1")
+    ("exit-on-stdin-eof", po::bool_switch(&o.exit_on_stdin_eof),
+        "when stdin reaches EOF (the harness or its ssh session is gone), end the server: it has the grace period to "
+        "exit by itself, then it is killed")
+    ("grace-ms", po::value(&o.grace_ms)->default_value(o.grace_ms),
+        "after stdin's EOF, SIGTERM, SIGINT or SIGHUP: how long the server has before SIGKILL")
+    ("command", po::value(&o.argv)->multitoken(), "the server's command (after --)");
+  // clang-format on
+  po::positional_options_description positional;
+  positional.add("command", -1);
+  po::variables_map vm;
+  if (parse_flags(argc, argv, d, vm, &positional)) return 0;
+  if (o.argv.empty()) usage_error("supervise needs the server's command after --");
+  if (o.grace_ms < 0 || o.grace_ms > 600'000) usage_error("--grace-ms must be in [0, 600000]");
+  o.cgroup = !no_cgroup;
+  if (!cpus.empty()) o.cpus = parse_cpus(cpus, "cpus");
+  try {
+    return supervise(o);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "acceptbench supervise: {}\n", e.what());
+    return 1;
+  }
 }
 
 // Which primitives (cost_model benchmark names) each model pays per connection: the
@@ -1046,6 +1104,7 @@ int main(int argc, char** argv) {
   if (cmd == "ab") return cmd_ab(argc - 1, argv + 1);
   if (cmd == "merge") return cmd_merge(argc - 1, argv + 1);
   if (cmd == "probe") return cmd_probe(argc - 1, argv + 1);
+  if (cmd == "supervise") return cmd_supervise(argc - 1, argv + 1);
   if (cmd == "export") return cmd_export(argc - 1, argv + 1);
   if (cmd == "attach-cost-model") return cmd_attach_cost_model(argc - 1, argv + 1);
   if (cmd == "experiment") return cmd_experiment(argc - 1, argv + 1);

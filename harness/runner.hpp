@@ -74,6 +74,11 @@ struct RunnerOptions {
   std::vector<Launcher> client_hosts;
   std::string loadgen_binary;         // loadgen's path here (local and netns client hosts)
   std::string remote_loadgen_binary;  // loadgen's path on ssh client hosts
+  std::string acceptbench_binary, remote_acceptbench_binary;  // the probe here, and on ssh hosts
+  // Per client host (as client_hosts): the CPUs loadgen may use there, from its probe
+  // (collect_run_hosts). loadgen is pinned there to the configuration's client CPUs when they
+  // are all among them; else it runs unpinned and the repetition says why.
+  std::vector<std::vector<int>> client_host_cpus;
   double client_start_delay_s = 1.5;  // launch to the common start: covers the ssh log-ins
 };
 
@@ -92,6 +97,11 @@ struct OpenLoopVerdict {
 };
 OpenLoopVerdict judge_open_loop(double rate, double window_s, double in_window, double late, double unfinished,
                                 double drain_s, double overload_ratio, double overload_drain_s);
+
+// The hosts of a run (env.hosts): the server's and every client host's description and
+// sysctls, each read there by `acceptbench probe --sysctls` through its launcher (here:
+// directly), one record per launcher with its `roles`. Fills options.client_host_cpus.
+nlohmann::json collect_run_hosts(RunnerOptions& options);
 
 // Runs one repetition. Returns its JSON ("status": "ok", "failed" with "reason", or
 // "cannot_hold" with "reason" when the server could not hold `hold` idle connections);
