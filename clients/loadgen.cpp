@@ -108,8 +108,10 @@ class Worker {
     if (!c_.cpus.empty()) {
       cpu_set_t set;
       CPU_ZERO(&set);
-      CPU_SET(static_cast<unsigned>(c_.cpus[static_cast<std::size_t>(index_) % c_.cpus.size()]), &set);
-      ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+      const int cpu = c_.cpus[static_cast<std::size_t>(index_) % c_.cpus.size()];
+      CPU_SET(static_cast<unsigned>(cpu), &set);
+      // Recorded as applied only when it was: a host's cpuset may refuse the CPU.
+      if (::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0) pinned_cpu_ = cpu;
     }
     std::int64_t now = mono_ns();
     if (now < t0_) {  // every thread starts at the same moment
@@ -161,7 +163,7 @@ class Worker {
     r_.window_s = static_cast<double>(window_end - measure_start_) / 1e9;
     const double cpu = static_cast<double>(clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0_) / 1e9;
     const double spin = std::min(cpu, static_cast<double>(spin_ns_total_) / 1e9);
-    r_.cpu.push_back({cpu, r_.window_s > 0 ? (cpu - spin) / r_.window_s : 0, spin});
+    r_.cpu.push_back({cpu, r_.window_s > 0 ? (cpu - spin) / r_.window_s : 0, spin, pinned_cpu_});
     if (c_.drain_ms > 0) drain(now);
     for (auto& s : slots_) {
       if (s.phase == Phase::kFree) continue;
@@ -460,6 +462,7 @@ class Worker {
 
   const LoadConfig& c_;
   int index_;
+  int pinned_cpu_ = -1;
   std::int64_t t0_, measure_start_, end_;
   double rate_ = 0;
   std::uint64_t scheduled_ = 0;
@@ -606,7 +609,10 @@ nlohmann::json LoadResult::to_json() const {
   nlohmann::json cpus = nlohmann::json::array();
   double cpu_total = 0;
   for (const auto& t : cpu) {
-    cpus.push_back({{"cpu_s", t.cpu_s}, {"utilization", t.utilization}, {"spin_s", t.spin_s}});
+    cpus.push_back({{"cpu_s", t.cpu_s},
+                    {"utilization", t.utilization},
+                    {"spin_s", t.spin_s},
+                    {"pinned_cpu", t.pinned_cpu >= 0 ? nlohmann::json(t.pinned_cpu) : nlohmann::json(nullptr)}});
     cpu_total += t.cpu_s;
   }
   return {{"schema", "acceptbench-loadgen/1"},
@@ -697,7 +703,11 @@ LoadResult LoadResult::from_json(const nlohmann::json& j) {
     r.config.late_threshold_us = c.value("late_threshold_us", r.config.late_threshold_us);
     r.config.spin_us = c.value("spin_us", r.config.spin_us);
     r.timeseries = j.at("timeseries").at("completions").get<std::vector<std::uint64_t>>();
-    for (const auto& t : j.at("client_cpu").at("threads")) r.cpu.push_back({t.at("cpu_s"), t.at("utilization"), t.value("spin_s", 0.0)});
+    for (const auto& t : j.at("client_cpu").at("threads")) {
+      const auto pinned = t.find("pinned_cpu");
+      r.cpu.push_back({t.at("cpu_s"), t.at("utilization"), t.value("spin_s", 0.0),
+                       pinned != t.end() && pinned->is_number_integer() ? pinned->get<int>() : -1});
+    }
     r.source_addresses = j.value("source_addresses", std::uint64_t{0});
     return r;
   } catch (const nlohmann::json::exception& e) {

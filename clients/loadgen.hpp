@@ -76,6 +76,7 @@ struct ThreadCpu {
   double cpu_s = 0;        // CLOCK_THREAD_CPUTIME_ID over the measured window
   double utilization = 0;  // (cpu_s - spin_s) / window: the work, not the on-time spinning
   double spin_s = 0;       // open loop: time spent polling just before a due start
+  int pinned_cpu = -1;     // the CPU this thread was pinned to (--cpus); -1: not pinned
 };
 
 struct LoadResult {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
@@ -36,10 +37,10 @@ std::optional<std::string> read_text(const std::string& path) {
   return s.str();
 }
 
-// The harness's own path in the hierarchy of `controller` (v1), or of v2 when
-// controller is empty, from /proc/self/cgroup ("4:memory:/a/b", "0::/c").
-std::optional<std::string> own_path(const std::string& controller) {
-  const auto text = read_text("/proc/self/cgroup");
+// A process's path in the hierarchy of `controller` (v1), or of v2 when controller is
+// empty, from /proc/PID/cgroup ("4:memory:/a/b", "0::/c"); this process's by default.
+std::optional<std::string> own_path(const std::string& controller, const std::string& pid = "self") {
+  const auto text = read_text("/proc/" + pid + "/cgroup");
   if (!text) return std::nullopt;
   std::istringstream lines(*text);
   for (std::string line; std::getline(lines, line);) {
@@ -63,6 +64,37 @@ std::optional<std::string> own_path(const std::string& controller) {
 
 std::atomic<int> counter{0};
 
+std::string cgroup_root(const std::string& root_arg) {
+  if (!root_arg.empty()) return root_arg;
+  const char* env = std::getenv("ACCEPTBENCH_CGROUP_ROOT");
+  return env && *env ? env : "/sys/fs/cgroup";
+}
+
+// Where the hierarchies are mounted under `root`: create() makes its cgroups there and
+// find() looks for them there, so both see the same layout.
+struct Mounts {
+  std::string v2;       // the whole tree (v2-only host) or the "unified" mount of a hybrid host
+  std::string cpuacct;  // v1 cpuacct (ns), preferred where it exists: finer than v2's usage_usec
+  std::string memory;   // v1 memory, used where v2's memory controller does not reach
+};
+
+Mounts find_mounts(const std::string& root) {
+  Mounts m;
+  if (exists(root + "/cgroup.controllers")) {
+    m.v2 = root;  // v2 only: no v1 hierarchies beside it
+    return m;
+  }
+  if (exists(root + "/unified/cgroup.controllers")) m.v2 = root + "/unified";
+  for (const char* mount : {"/cpuacct", "/cpu,cpuacct"}) {
+    if (exists(root + mount + "/cpuacct.usage")) {
+      m.cpuacct = root + mount;
+      break;
+    }
+  }
+  if (exists(root + "/memory/memory.usage_in_bytes")) m.memory = root + "/memory";
+  return m;
+}
+
 // Cgroups of harnesses that were killed before they could remove theirs: empty ones whose
 // harness PID is gone are removed (rmdir fails on a cgroup that still holds a process).
 void remove_stale(const std::string& parent) {
@@ -81,12 +113,8 @@ void remove_stale(const std::string& parent) {
 
 ServerCgroup ServerCgroup::create(const std::string& root_arg) {
   ServerCgroup g;
-  std::string root = root_arg;
-  if (root.empty()) {
-    const char* env = std::getenv("ACCEPTBENCH_CGROUP_ROOT");
-    root = env && *env ? env : "/sys/fs/cgroup";
-  }
-  const std::string name = fmt::format("acceptbench-{}-{}", ::getpid(), counter.fetch_add(1));
+  const std::string root = cgroup_root(root_arg);
+  g.name_ = fmt::format("acceptbench-{}-{}", ::getpid(), counter.fetch_add(1));
   std::vector<std::string> failures;
   // Makes hierarchy_mount/<own path>/<name>; returns its path or empty.
   auto make = [&](const std::string& mount, const std::string& controller) -> std::string {
@@ -96,7 +124,7 @@ ServerCgroup ServerCgroup::create(const std::string& root_arg) {
       return {};
     }
     remove_stale(mount + *own);
-    const std::string dir = mount + *own + "/" + name;
+    const std::string dir = mount + *own + "/" + g.name_;
     if (::mkdir(dir.c_str(), 0755) < 0) {
       failures.push_back(fmt::format("mkdir {}: {}", dir, std::strerror(errno)));
       return {};
@@ -112,23 +140,14 @@ ServerCgroup ServerCgroup::create(const std::string& root_arg) {
     return dir;
   };
 
-  // v2: the whole tree (v2-only host) or the "unified" mount of a hybrid host.
-  std::string v2_mount;
-  if (exists(root + "/cgroup.controllers")) {
-    v2_mount = root;
-  } else if (exists(root + "/unified/cgroup.controllers")) {
-    v2_mount = root + "/unified";
-  }
-  if (!v2_mount.empty()) g.v2_dir_ = make(v2_mount, "");
-  // v1 cpuacct (ns), preferred where it exists: finer than v2's usage_usec.
-  for (const char* mount : {"/cpuacct", "/cpu,cpuacct"}) {
-    if (v2_mount == root || !exists(root + mount + "/cpuacct.usage")) continue;
-    if (const std::string dir = make(root + mount, "cpuacct"); !dir.empty()) {
+  const Mounts m = find_mounts(root);
+  if (!m.v2.empty()) g.v2_dir_ = make(m.v2, "");
+  if (!m.cpuacct.empty()) {
+    if (const std::string dir = make(m.cpuacct, "cpuacct"); !dir.empty()) {
       g.cpu_file_ = dir + "/cpuacct.usage";
       g.cpu_source_ = "cgroup-v1-cpuacct";
       g.cpu_resolution_ns_ = 1;
     }
-    break;
   }
   if (g.cpu_file_.empty() && !g.v2_dir_.empty() && exists(g.v2_dir_ + "/cpu.stat")) {
     g.cpu_file_ = g.v2_dir_ + "/cpu.stat";
@@ -139,8 +158,8 @@ ServerCgroup ServerCgroup::create(const std::string& root_arg) {
   if (!g.v2_dir_.empty() && exists(g.v2_dir_ + "/memory.current")) {
     g.memory_file_ = g.v2_dir_ + "/memory.current";
     g.memory_source_ = "cgroup-v2-memory.current";
-  } else if (v2_mount != root && exists(root + "/memory/memory.usage_in_bytes")) {
-    if (const std::string dir = make(root + "/memory", "memory"); !dir.empty()) {
+  } else if (!m.memory.empty()) {
+    if (const std::string dir = make(m.memory, "memory"); !dir.empty()) {
       g.memory_file_ = dir + "/memory.usage_in_bytes";
       g.memory_source_ = "cgroup-v1-memory";
     }
@@ -153,11 +172,66 @@ ServerCgroup ServerCgroup::create(const std::string& root_arg) {
   return g;
 }
 
+std::optional<pid_t> ServerCgroup::creator_of(const std::string& name) {
+  int pid = 0, n = 0, used = 0;
+  // Exactly the form create() writes (no signs, blanks, slashes or leading zeros).
+  if (std::sscanf(name.c_str(), "acceptbench-%d-%d%n", &pid, &n, &used) != 2 || pid <= 1 || n < 0 ||
+      static_cast<std::size_t>(used) != name.size() || name != fmt::format("acceptbench-{}-{}", pid, n)) {
+    return std::nullopt;
+  }
+  return pid;
+}
+
+ServerCgroup ServerCgroup::find(const std::string& name, const std::string& root_arg) {
+  const auto creator = creator_of(name);
+  if (!creator) throw std::invalid_argument("'" + name + "' is not a cgroup name acceptbench makes (acceptbench-PID-N)");
+  const std::string pid = std::to_string(*creator);
+  ServerCgroup g;
+  g.owner_ = false;
+  g.name_ = name;
+  // The cgroup's folder in a hierarchy, if it is there.
+  auto look = [&](const std::string& mount, const std::string& controller) -> std::string {
+    const auto own = own_path(controller, pid);
+    if (!own) return {};
+    const std::string dir = mount + *own + "/" + name;
+    if (!exists(dir + "/cgroup.procs")) return {};
+    g.dirs_.push_back(dir);
+    return dir;
+  };
+  const Mounts m = find_mounts(cgroup_root(root_arg));
+  if (!m.v2.empty()) g.v2_dir_ = look(m.v2, "");
+  if (!m.cpuacct.empty()) {
+    if (const std::string dir = look(m.cpuacct, "cpuacct"); !dir.empty()) {
+      g.cpu_file_ = dir + "/cpuacct.usage";
+      g.cpu_source_ = "cgroup-v1-cpuacct";
+      g.cpu_resolution_ns_ = 1;
+    }
+  }
+  if (g.cpu_file_.empty() && !g.v2_dir_.empty() && exists(g.v2_dir_ + "/cpu.stat")) {
+    g.cpu_file_ = g.v2_dir_ + "/cpu.stat";
+    g.cpu_source_ = "cgroup-v2-cpu.stat";
+    g.cpu_resolution_ns_ = 1000;
+  }
+  if (!g.v2_dir_.empty() && exists(g.v2_dir_ + "/memory.current")) {
+    g.memory_file_ = g.v2_dir_ + "/memory.current";
+    g.memory_source_ = "cgroup-v2-memory.current";
+  } else if (!m.memory.empty()) {
+    if (const std::string dir = look(m.memory, "memory"); !dir.empty()) {
+      g.memory_file_ = dir + "/memory.usage_in_bytes";
+      g.memory_source_ = "cgroup-v1-memory";
+    }
+  }
+  if (g.cpu_file_.empty()) throw std::runtime_error(fmt::format("no cgroup {} with CPU accounting (made by PID {})", name, pid));
+  return g;
+}
+
 ServerCgroup::ServerCgroup(ServerCgroup&& o) noexcept { *this = std::move(o); }
 
 ServerCgroup& ServerCgroup::operator=(ServerCgroup&& o) noexcept {
   if (this != &o) {
     remove();
+    name_ = std::exchange(o.name_, {});
+    owner_ = std::exchange(o.owner_, true);
     dirs_ = std::exchange(o.dirs_, {});
     procs_fds_ = std::exchange(o.procs_fds_, {});
     v2_dir_ = std::exchange(o.v2_dir_, {});
@@ -225,6 +299,11 @@ std::vector<pid_t> ServerCgroup::pids() const {
 void ServerCgroup::remove() {
   for (const int fd : procs_fds_) ::close(fd);
   procs_fds_.clear();
+  if (!owner_) {  // found, not made: its maker removes it
+    dirs_.clear();
+    v2_dir_.clear();
+    return;
+  }
   if (dirs_.empty()) return;
   if (!v2_dir_.empty()) {
     if (std::ofstream kill_file(v2_dir_ + "/cgroup.kill"); kill_file) kill_file << "1" << std::flush;
@@ -248,7 +327,8 @@ void ServerCgroup::remove() {
 }
 
 nlohmann::json ServerCgroup::describe() const {
-  return {{"cgroups", dirs_},
+  return {{"name", name_},
+          {"cgroups", dirs_},
           {"cpu_source", cpu_source_.empty() ? nlohmann::json(nullptr) : nlohmann::json(cpu_source_)},
           {"memory_source", memory_source_.empty() ? nlohmann::json(nullptr) : nlohmann::json(memory_source_)}};
 }

@@ -24,6 +24,14 @@ class ServerCgroup {
   // /sys/fs/cgroup; ACCEPTBENCH_CGROUP_ROOT overrides, for tests). Never throws: when no
   // CPU cgroup can be made, cpu_available() is false and why() says why.
   static ServerCgroup create(const std::string& root = "");
+  // The cgroup `name` made by create() in another process that still runs (behind ssh:
+  // `acceptbench supervise` on the server's host), found where that process made it (from
+  // /proc/<its pid>/cgroup: the PID is in the name) and read by the same code. It is not
+  // owned: remove() and the destructor leave it alone. Throws std::runtime_error when it is
+  // not there, std::invalid_argument on a name create() does not make.
+  static ServerCgroup find(const std::string& name, const std::string& root = "");
+  // "acceptbench-<pid>-<n>": the PID of the process that made it; nullopt for anything else.
+  static std::optional<pid_t> creator_of(const std::string& name);
   ServerCgroup() = default;
   ServerCgroup(ServerCgroup&&) noexcept;
   ServerCgroup& operator=(ServerCgroup&&) noexcept;
@@ -32,6 +40,7 @@ class ServerCgroup {
   ~ServerCgroup();  // remove()
 
   [[nodiscard]] bool cpu_available() const { return !cpu_file_.empty(); }
+  [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& why() const { return why_; }
   // "cgroup-v1-cpuacct" (ns) or "cgroup-v2-cpu.stat" (µs); empty when not available.
   [[nodiscard]] const std::string& cpu_source() const { return cpu_source_; }
@@ -51,13 +60,15 @@ class ServerCgroup {
   [[nodiscard]] std::optional<std::int64_t> memory_bytes() const;
 
   // SIGKILLs every process left in the cgroups (cgroup.kill on v2; else each listed PID,
-  // until none is left, bounded) and removes them. Idempotent.
+  // until none is left, bounded) and removes them. Idempotent; nothing for a found cgroup.
   void remove();
   // Processes still listed (for tests).
   [[nodiscard]] std::vector<pid_t> pids() const;
   [[nodiscard]] nlohmann::json describe() const;  // paths and sources, for the results
 
  private:
+  std::string name_;
+  bool owner_ = true;              // made here (create), not found (find)
   std::vector<std::string> dirs_;  // every cgroup made; v2 first when there is one
   std::vector<int> procs_fds_;     // their cgroup.procs, open for writing until confirm()
   std::string v2_dir_;

@@ -254,6 +254,8 @@ void LaunchFlags::apply(RunnerOptions& o, std::string& bin_dir) const {
   o.probe_binary = (o.launcher.remote() ? there_tools : here) + "/acceptbench";
   o.loadgen_binary = here + "/loadgen";
   o.remote_loadgen_binary = there_tools + "/loadgen";
+  o.acceptbench_binary = here + "/acceptbench";
+  o.remote_acceptbench_binary = there_tools + "/acceptbench";
   if (o.launcher.remote()) bin_dir = there;
 }
 

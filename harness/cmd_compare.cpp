@@ -114,7 +114,8 @@ int cmd_ab(int argc, char** argv) {
     usage_error(e.what());
   }
   if (configs.empty()) usage_error("the matrix is empty");
-  if (rounds == 0) rounds = std::max(8, repetitions_to_reach(o.alpha, static_cast<int>(configs.size())));
+  // Its rounds are paired (compare uses the signed-rank test): enough for that to reach alpha.
+  if (rounds == 0) rounds = std::max(8, repetitions_to_reach(o.alpha, static_cast<int>(configs.size()), true));
   for (const auto& c : configs)
     for (const auto& side : {a, b})
       if (!fs::exists(side_bin(side, c.model))) usage_error("no binary " + side_bin(side, c.model));

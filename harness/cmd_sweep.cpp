@@ -147,7 +147,7 @@ nlohmann::json ranking_notes() {
           "with the same client for every model its differences are what a model costs kernel and itself, but it also "
           "holds the client and anything else on the machine, so rankings use server CPU and show machine CPU as the "
           "check.",
-          "A configuration with status overloaded did not hold its offered rate (completed in the window < 98% of the offered, "
+          "A configuration with status overloaded did not hold its offered rate (completed in the window < 98% of the offered with a backlog over 50 ms, "
           "connections unfinished after the drain, or a drain over 200 ms): its numbers are kept and drawn apart, never ranked."};
 }
 
@@ -205,6 +205,7 @@ int sweep_command(int argc, char** argv, bool single, const std::string& experim
     env["placement"]["client_hosts"] = nlohmann::json::array();
     for (const auto& h : sweep.base_options.client_hosts) env["placement"]["client_hosts"].push_back(h.describe());
     env["placement"]["target_host"] = lf.target_host;
+    env["hosts"] = collect_run_hosts(sweep.base_options);  // every host's sysctls, read there
     rlimit files{};
     if (::getrlimit(RLIMIT_NOFILE, &files) == 0) env["rlimit_nofile"] = files.rlim_cur;  // harness and servers
     ResultsFile file(out, std::move(env), run_id, resume);

@@ -5,8 +5,10 @@
 
 #include <fmt/format.h>
 
+#include "cgroup.hpp"
 #include "cli.hpp"
 #include "commands.hpp"
+#include "env.hpp"
 #include "export.hpp"
 #include "kernel.hpp"
 #include "layout.hpp"
@@ -14,6 +16,7 @@
 #include "matrix.hpp"
 #include "process.hpp"
 #include "results.hpp"
+#include "supervise.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -63,28 +66,80 @@ int cmd_merge(int argc, char** argv) {
 
 int cmd_probe(int argc, char** argv) {
   int pid = 0;
-  bool kernel = false;
+  bool kernel = false, sysctls = false;
+  std::string cgroup;
   po::options_description d(
       "acceptbench probe: one JSON line with what the harness measures on the server's side: the process\n"
-      "(sample_proc: CPU of every thread and live or reaped child, context switches, RSS, threads, descriptors)\n"
-      "and the kernel's TCP counters. The harness runs it there through the launcher (ssh, netns), so both\n"
-      "sides are measured by the same code.\n\nOptions");
+      "(sample_proc: CPU of every thread and live or reaped child, context switches, RSS, threads, descriptors),\n"
+      "the server's cgroup (made by `acceptbench supervise` on this host), the kernel's TCP counters, and\n"
+      "this host's description and sysctls. The harness runs it there through the launcher (ssh, netns), so\n"
+      "every side is measured by the same code.\n\nOptions");
   d.add_options()("help,h", "print this help")("pid", po::value(&pid), "the server's PID (> 1)")(
-      "kernel", po::bool_switch(&kernel), "the kernel's counters (/proc/net/snmp, netstat, sockstat)");
+      "cgroup", po::value(&cgroup), "the server's cgroup, acceptbench-PID-N: CPU ns and memory bytes (\"cgroup\")")(
+      "kernel", po::bool_switch(&kernel), "the kernel's counters (/proc/net/snmp, netstat, sockstat)")(
+      "sysctls", po::bool_switch(&sysctls), "this host: name, kernel, CPUs this process may use, sysctls (\"host\")");
   po::variables_map vm;
   if (parse_flags(argc, argv, d, vm)) return 0;
   if (vm.count("pid") && pid <= 1) usage_error("--pid must be > 1");
-  if (!vm.count("pid") && !kernel) usage_error("probe needs --pid PID and/or --kernel");
+  if (vm.count("cgroup") && !ServerCgroup::creator_of(cgroup)) usage_error("--cgroup takes a name acceptbench-PID-N");
+  if (!vm.count("pid") && !kernel && cgroup.empty() && !sysctls) {
+    usage_error("probe needs --pid PID, --cgroup NAME, --kernel and/or --sysctls");
+  }
   nlohmann::json out = nlohmann::json::object();
   try {
     if (pid > 1) out["proc"] = to_json(sample_proc(pid));
+    if (!cgroup.empty()) {
+      const ServerCgroup found = ServerCgroup::find(cgroup);
+      out["cgroup"] = to_json(sample_cgroup(found));
+      out["cgroup"]["source"] = found.describe();
+    }
     if (kernel) out["kernel"] = read_kernel_counters();
+    if (sysctls) out["host"] = collect_host();
   } catch (const std::exception& e) {
     fmt::print(stderr, "acceptbench probe: {}\n", e.what());
     return 1;
   }
   fmt::print("{}\n", out.dump());
   return 0;
+}
+
+int cmd_supervise(int argc, char** argv) {
+  SuperviseOptions o;
+  std::string cpus;
+  bool no_cgroup = false;
+  po::options_description d(
+      "acceptbench supervise [options] -- SERVER [ARGS...]: runs SERVER in a cgroup of its own on this host\n"
+      "(made like a local server's; default root /sys/fs/cgroup, ACCEPTBENCH_CGROUP_ROOT moves it), in a\n"
+      "session of its own; prints \"SUPERVISOR {json}\" (the cgroup's name, for `probe --cgroup`) before\n"
+      "anything of the server's; when the server exits, SIGKILLs what is left of its process group and\n"
+      "cgroup and removes the cgroup. Exits with the server's status (128 + signal). The harness runs it\n"
+      "through ssh on the server's host.\n\nOptions");
+  // clang-format off
+  d.add_options()
+    ("help,h", "print this help")
+    ("no-cgroup", po::bool_switch(&no_cgroup), "no cgroup (the harness reads /proc ticks, marked coarse)")
+    ("cpus", po::value(&cpus), "pin the server to these CPUs (sched_setaffinity before exec), e.g. 0 or 0-1")
+    ("exit-on-stdin-eof", po::bool_switch(&o.exit_on_stdin_eof),
+        "when stdin reaches EOF (the harness or its ssh session is gone), end the server: it has the grace period to "
+        "exit by itself, then it is killed")
+    ("grace-ms", po::value(&o.grace_ms)->default_value(o.grace_ms),
+        "after stdin's EOF, SIGTERM, SIGINT or SIGHUP: how long the server has before SIGKILL")
+    ("command", po::value(&o.argv)->multitoken(), "the server's command (after --)");
+  // clang-format on
+  po::positional_options_description positional;
+  positional.add("command", -1);
+  po::variables_map vm;
+  if (parse_flags(argc, argv, d, vm, &positional)) return 0;
+  if (o.argv.empty()) usage_error("supervise needs the server's command after --");
+  if (o.grace_ms < 0 || o.grace_ms > 600'000) usage_error("--grace-ms must be in [0, 600000]");
+  o.cgroup = !no_cgroup;
+  if (!cpus.empty()) o.cpus = parse_cpus(cpus, "cpus");
+  try {
+    return supervise(o);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "acceptbench supervise: {}\n", e.what());
+    return 1;
+  }
 }
 
 namespace {

@@ -12,6 +12,7 @@ int cmd_compare(int argc, char** argv);            // cmd_compare.cpp
 int cmd_ab(int argc, char** argv);                 // cmd_compare.cpp
 int cmd_merge(int argc, char** argv);              // cmd_tools.cpp
 int cmd_probe(int argc, char** argv);              // cmd_tools.cpp
+int cmd_supervise(int argc, char** argv);          // cmd_tools.cpp
 int cmd_export(int argc, char** argv);             // cmd_tools.cpp
 int cmd_attach_cost_model(int argc, char** argv);  // cmd_tools.cpp
 

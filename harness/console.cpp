@@ -91,7 +91,7 @@ void print_summary(const std::vector<ConfigResult>& results) {
       any_coarse ? "'cpu coarse': no cgroup could be made; that server CPU is /proc ticks (10 ms), not comparable.\n"
                  : "",
       any_overloaded ? "'overloaded': the server did not hold the offered rate (completed in the window < 98% of the "
-                       "offered, connections unfinished after the drain, or a drain over 200 ms); its numbers are kept "
+                       "offered with a backlog over 50 ms, connections unfinished after the drain, or a drain over 200 ms); its numbers are kept "
                        "but it is not ranked.\n"
                      : "",
       disturbed ? fmt::format("{} repetitions were disturbed: steal time above the threshold on the measured CPUs.\n",

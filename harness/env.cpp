@@ -1,5 +1,6 @@
 #include "env.hpp"
 
+#include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+
+#include "process.hpp"
 
 #ifndef ACCEPTBENCH_GIT_REVISION
 #define ACCEPTBENCH_GIT_REVISION "unknown"
@@ -43,7 +46,60 @@ nlohmann::json sysctl(const std::string& name) {
   }
   return v;
 }
+
+nlohmann::json sysctls() {
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* name : {"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_tw_reuse",
+                           "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_syncookies", "net.ipv4.ip_local_port_range",
+                           "net.ipv4.tcp_fastopen", "kernel.randomize_va_space", "fs.file-max"}) {
+    out[name] = sysctl(name);
+  }
+  return out;
+}
 }  // namespace
+
+nlohmann::json collect_host() {
+  utsname u{};
+  ::uname(&u);
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::vector<int> allowed;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (unsigned c = 0; c < static_cast<unsigned>(CPU_SETSIZE); ++c)
+      if (CPU_ISSET(c, &set)) allowed.push_back(static_cast<int>(c));
+  }
+  return {{"hostname", host},
+          {"kernel", std::string(u.sysname) + " " + u.release + " " + u.version},
+          {"cores", std::thread::hardware_concurrency()},
+          {"cpus_allowed", allowed},
+          {"sysctls", sysctls()}};
+}
+
+nlohmann::json collect_host_via(const Launcher& launcher, const std::string& probe) {
+  nlohmann::json out;
+  if (launcher.local()) {
+    out = collect_host();
+  } else {
+    try {
+      out = nlohmann::json::parse(run_capture(launcher.wrap({probe, "probe", "--sysctls"}), 30'000)).at("host");
+    } catch (const std::exception& e) {
+      out = {{"error", std::string(probe) + " probe --sysctls: " + e.what()}};
+    }
+  }
+  out["launcher"] = launcher.describe();
+  return out;
+}
+
+std::vector<int> cpus_allowed(const nlohmann::json& host) {
+  if (!host.is_object() || !host.contains("cpus_allowed")) return {};
+  try {
+    return host.at("cpus_allowed").get<std::vector<int>>();
+  } catch (const nlohmann::json::exception&) {
+    return {};
+  }
+}
 
 nlohmann::json collect_env(const std::vector<int>& server_cpus, const std::vector<int>& client_cpus) {
   utsname u{};
@@ -58,12 +114,6 @@ nlohmann::json collect_env(const std::vector<int>& server_cpus, const std::vecto
       }
     }
   }
-  nlohmann::json sysctls = nlohmann::json::object();
-  for (const char* name : {"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_tw_reuse",
-                           "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_syncookies", "net.ipv4.ip_local_port_range",
-                           "net.ipv4.tcp_fastopen", "kernel.randomize_va_space", "fs.file-max"}) {
-    sysctls[name] = sysctl(name);
-  }
   std::vector<int> overlap;
   for (int s : server_cpus)
     for (int c : client_cpus)
@@ -76,7 +126,7 @@ nlohmann::json collect_env(const std::vector<int>& server_cpus, const std::vecto
           {"cpu_model", cpu_model},
           {"cores", std::thread::hardware_concurrency()},
           {"governor", first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")},
-          {"sysctls", sysctls},
+          {"sysctls", sysctls()},
           {"open_files_limit", ::sysconf(_SC_OPEN_MAX)},
           {"compiler", std::string("g++ ") + __VERSION__},
           {"cxx_flags", ACCEPTBENCH_CXX_FLAGS},

@@ -23,15 +23,19 @@ struct Command {
 constexpr Command kCommands[] = {
     {"run", "", "one configuration x R repetitions", acceptbench::cmd_run},
     {"sweep", "", "a matrix of configurations (--preset default|quick, --config FILE, flags)", acceptbench::cmd_sweep},
-    {"compare", "BASE NEW", "per configuration, median ratios and a Mann-Whitney U test; exit 1 on a regression",
+    {"compare", "BASE NEW", "per configuration, median ratios and an exact rank test; exit 1 on a regression",
      acceptbench::cmd_compare},
-    {"ab", "", "two builds (or binaries) run interleaved A B A B in one job, then compared", acceptbench::cmd_ab},
+    {"ab", "", "two builds (or binaries) run interleaved A B, B A in one job, then compared round by round",
+     acceptbench::cmd_ab},
     {"merge", "", "loadgen JSON results of several clients merged into one (histograms exactly)",
      acceptbench::cmd_merge},
     {"probe", "",
-     "prints a server process's CPU and context switches (--pid) and the kernel's TCP counters\n"
-     "(--kernel) as JSON: the reader the harness runs on the server's host behind ssh or netns",
+     "prints a server process's CPU and context switches (--pid), its cgroup's CPU and memory\n"
+     "(--cgroup), the kernel's TCP counters (--kernel) and the host's sysctls (--sysctls) as JSON:\n"
+     "the reader the harness runs on the server's and clients' hosts behind ssh or netns",
      acceptbench::cmd_probe},
+    {"supervise", "-- SERVER...", "runs a server in a cgroup of its own on this host (the harness's ssh launcher)",
+     acceptbench::cmd_supervise},
     {"export", "", "RESULTS.json as CSV (one row per repetition) or HdrHistogram .hgrm files", acceptbench::cmd_export},
     {"attach-cost-model", "", "folds cost_model's Google Benchmark JSON into a results file",
      acceptbench::cmd_attach_cost_model},

@@ -55,9 +55,16 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
   auto [out_read, out_write] = make_pipe();
   auto [err_read, err_write] = make_pipe();
   std::vector<std::string> command = options.argv;
-  // Remote: a session and process group of its own, led by the server; `-w` keeps setsid
-  // waiting so the session (and the server's stdin) stays tied to this ssh.
-  if (options.launcher.remote()) command.insert(command.begin(), {"setsid", "-w"});
+  // Remote: the supervisor there makes the cgroup, pins the server and leaves nothing behind.
+  const bool remote = options.launcher.remote();
+  if (remote) {
+    if (options.supervisor.empty()) throw std::invalid_argument("ServerProcess: a server behind ssh needs the supervisor's path");
+    std::vector<std::string> supervise = {options.supervisor, "supervise", "--exit-on-stdin-eof"};
+    if (!options.cgroup) supervise.emplace_back("--no-cgroup");
+    if (!options.cpus.empty()) supervise.insert(supervise.end(), {"--cpus", fmt::format("{}", fmt::join(options.cpus, ","))});
+    supervise.emplace_back("--");
+    command.insert(command.begin(), supervise.begin(), supervise.end());
+  }
   std::vector<std::string> args = options.launcher.wrap(command, /*keep_stdin=*/true, /*master=*/true);
   std::vector<char*> cargs = exec_argv(args);
   auto cgroup = std::make_unique<ServerCgroup>();
@@ -89,7 +96,7 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (!options.cpus.empty()) {
+    if (!options.cpus.empty() && !remote) {  // remote: the server there, not our ssh
       cpu_set_t set;
       CPU_ZERO(&set);
       for (int c : options.cpus) CPU_SET(static_cast<unsigned>(c), &set);
@@ -122,6 +129,12 @@ ServerProcess ServerProcess::start(const SpawnOptions& options) {
     if (eol != std::string::npos) {
       p.ready_line_ = p.out_buf_.substr(0, eol);
       p.out_buf_.erase(0, eol + 1);
+      if (!p.supervisor_) {  // a supervisor (behind ssh, or given in argv) speaks first
+        if (auto info = SupervisorInfo::parse(p.ready_line_)) {
+          p.supervisor_ = std::move(*info);
+          continue;
+        }
+      }
       unsigned port = 0;
       int server_pid = 0, threads = 0;
       char model[64] = {};
@@ -170,6 +183,7 @@ ServerProcess& ServerProcess::operator=(ServerProcess&& o) noexcept {
     in_ = std::move(o.in_);
     launcher_ = std::move(o.launcher_);
     cgroup_ = std::move(o.cgroup_);
+    supervisor_ = std::move(o.supervisor_);
     snapshots_requested_ = o.snapshots_requested_;
   }
   return *this;
@@ -195,7 +209,10 @@ ServerProcess::~ServerProcess() {
 }
 
 std::string ServerProcess::cgroup_why() const {
-  if (launcher_.remote()) return "the server runs on another host";
+  if (launcher_.remote()) {
+    if (!supervisor_) return "the server's host said nothing of a cgroup";
+    return supervisor_->cgroup.empty() ? "on the server's host: " + supervisor_->why : std::string();
+  }
   if (!cgroup_) return "no cgroup";
   return cgroup_->cpu_available() ? std::string() : cgroup_->why().empty() ? "cgroups disabled" : cgroup_->why();
 }
@@ -572,6 +589,33 @@ ProcSample sample_proc_via(const Launcher& launcher, const std::string& probe, p
     return proc_sample_from_json(nlohmann::json::parse(text).at("proc"));
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(fmt::format("{} probe through {}: {}", probe, launcher.describe(), e.what()));
+  }
+}
+
+CgroupSample sample_cgroup(const ServerCgroup& cgroup) { return {cgroup.cpu_ns(), cgroup.memory_bytes()}; }
+
+nlohmann::json to_json(const CgroupSample& s) {
+  auto or_null = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  return {{"cpu_ns", or_null(s.cpu_ns)}, {"memory_bytes", or_null(s.memory_bytes)}};
+}
+
+CgroupSample cgroup_sample_from_json(const nlohmann::json& j) {
+  try {
+    CgroupSample s;
+    if (!j.at("cpu_ns").is_null()) s.cpu_ns = j.at("cpu_ns").get<std::int64_t>();
+    if (!j.at("memory_bytes").is_null()) s.memory_bytes = j.at("memory_bytes").get<std::int64_t>();
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(std::string("malformed cgroup sample: ") + e.what());
+  }
+}
+
+CgroupSample sample_cgroup_via(const Launcher& launcher, const std::string& probe, const std::string& name) {
+  const std::string text = run_capture(launcher.wrap({probe, "probe", "--cgroup", name}));
+  try {
+    return cgroup_sample_from_json(nlohmann::json::parse(text).at("cgroup"));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(fmt::format("{} probe --cgroup through {}: {}", probe, launcher.describe(), e.what()));
   }
 }
 

@@ -14,6 +14,7 @@
 #include "cgroup.hpp"
 #include "json_fields.hpp"
 #include "launcher.hpp"
+#include "supervise.hpp"
 #include "unique_fd.hpp"
 
 namespace acceptbench {
@@ -21,13 +22,16 @@ namespace acceptbench {
 struct SpawnOptions {
   std::vector<std::string> argv;      // argv[0] is the program path
   // Where it runs. Behind ssh, signals go to the PID from READY (never before READY, never
-  // a pid <= 1) through the launcher, and the server runs under `setsid -w` so that it leads
-  // a process group of its own there (a group kill leaves no fork-model children behind).
+  // a pid <= 1) through the launcher, and the server runs under `SUPERVISOR supervise` there
+  // (supervise.hpp: its cgroup on that host, a process group of its own, pinning, nothing
+  // left behind).
   Launcher launcher;
-  std::vector<int> cpus;              // sched_setaffinity before exec; empty: no pinning
+  std::string supervisor;             // ssh: the acceptbench binary on the server's host
+  std::vector<int> cpus;              // sched_setaffinity before exec (on the server's host); empty: none
   std::chrono::milliseconds ready_timeout{10'000};
   int rlimit_nofile = 0;  // > 0: RLIMIT_NOFILE for the server (a resource-limit test)
-  // Put the server in a cgroup of its own (ServerCgroup) before exec; local servers only.
+  // Put the server in a cgroup of its own (ServerCgroup) before exec: made here (local,
+  // netns), or by the supervisor on the server's host (ssh).
   bool cgroup = true;
 };
 
@@ -72,8 +76,10 @@ class ServerProcess {
   // Asks the server for a snapshot (SIGUSR1, through the launcher when remote) and waits
   // up to `timeout` for its "SNAPSHOT {json}" line; nullopt if none came.
   std::optional<nlohmann::json> snapshot(std::chrono::milliseconds timeout);
-  // The server's cgroup; nullptr when none could be made (then CPU comes from /proc).
+  // The server's cgroup here; nullptr when none could be made, or behind ssh.
   [[nodiscard]] const ServerCgroup* cgroup() const { return cgroup_ && cgroup_->cpu_available() ? cgroup_.get() : nullptr; }
+  // Behind ssh: what the supervisor on the server's host said (its cgroup there, if any).
+  [[nodiscard]] const SupervisorInfo* supervisor() const { return supervisor_ ? &*supervisor_ : nullptr; }
   // Why there is no cgroup (empty when there is one).
   [[nodiscard]] std::string cgroup_why() const;
 
@@ -98,6 +104,7 @@ class ServerProcess {
   UniqueFd in_;  // the server's stdin
   Launcher launcher_;
   std::unique_ptr<ServerCgroup> cgroup_;
+  std::optional<SupervisorInfo> supervisor_;
   std::uint64_t snapshots_requested_ = 0;
 };
 
@@ -132,6 +139,17 @@ ProcSample proc_sample_from_json(const nlohmann::json& j);  // throws std::runti
 // sample_proc; behind ssh it runs `PROBE probe --pid PID` there (PROBE: the acceptbench
 // binary on that host), which prints sample_proc's result as JSON.
 ProcSample sample_proc_via(const Launcher& launcher, const std::string& probe, pid_t pid);
+// A cgroup's CPU time (ns) and memory (bytes) at one moment; nullopt where unreadable.
+struct CgroupSample {
+  std::optional<std::int64_t> cpu_ns, memory_bytes;
+};
+CgroupSample sample_cgroup(const ServerCgroup& cgroup);
+nlohmann::json to_json(const CgroupSample& s);
+CgroupSample cgroup_sample_from_json(const nlohmann::json& j);  // throws std::runtime_error
+// The cgroup `name` on the host behind `launcher` (made there by `acceptbench supervise`), read
+// by the same code: `PROBE probe --cgroup NAME` runs ServerCgroup::find and sample_cgroup there.
+CgroupSample sample_cgroup_via(const Launcher& launcher, const std::string& probe, const std::string& name);
+
 // Children of `pid` that are zombies, and all children.
 int count_zombie_children(pid_t pid);
 int count_children(pid_t pid);

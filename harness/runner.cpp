@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "env.hpp"
 #include "kernel.hpp"
 #include "machine_cpu.hpp"
 #include "memory.hpp"
@@ -25,13 +26,15 @@
 namespace acceptbench {
 
 OpenLoopVerdict judge_open_loop(double rate, double window_s, double in_window, double late, double unfinished,
-                                double drain_s, double overload_ratio, double overload_drain_s) {
+                                double drain_s, double overload_ratio, double overload_drain_s, double overload_backlog_s) {
   OpenLoopVerdict v;
   const double offered = rate * window_s;
   if (!(rate > 0) || !(offered > 0)) return v;  // closed loop: nothing offered to hold
   v.in_window_ratio = in_window / offered;
   v.achieved_ratio = (in_window + late) / offered;
-  v.overloaded = v.in_window_ratio < overload_ratio || unfinished > 0 || drain_s > overload_drain_s;
+  v.backlog_s = std::max(0.0, offered - in_window) / rate;
+  v.overloaded = (v.in_window_ratio < overload_ratio && v.backlog_s > overload_backlog_s) || unfinished > 0 ||
+                 drain_s > overload_drain_s;
   return v;
 }
 
@@ -83,6 +86,7 @@ double wall_clock_s() {
 LoadResult run_remote_clients(const LoadConfig& lc, const RunnerOptions& o, nlohmann::json& per_host) {
   const double start_at = wall_clock_s() + o.client_start_delay_s;
   std::vector<std::vector<std::string>> argvs;
+  std::vector<std::string> why_unpinned;
   for (const auto& host : o.client_hosts) {
     std::vector<std::string> cmd = {host.remote() ? o.remote_loadgen_binary : o.loadgen_binary,
                                     "--target", fmt::format("{}:{}", lc.host, lc.port),
@@ -102,7 +106,23 @@ LoadResult run_remote_clients(const LoadConfig& lc, const RunnerOptions& o, nloh
     if (lc.slow_fraction > 0) {
       cmd.insert(cmd.end(), {"--slow-fraction", fmt::format("{}", lc.slow_fraction), "--slow-ms", std::to_string(lc.slow_ms)});
     }
-    if (host.local() && !lc.cpus.empty()) cmd.insert(cmd.end(), {"--cpus", fmt::format("{}", fmt::join(lc.cpus, ","))});
+    // Pinned to the configuration's client CPUs on every host that has them all.
+    const std::size_t i = argvs.size();
+    const std::vector<int> allowed = i < o.client_host_cpus.size() ? o.client_host_cpus[i] : std::vector<int>{};
+    std::string why;
+    if (lc.cpus.empty()) {
+      why = "the configuration gives no client CPUs";
+    } else if (allowed.empty()) {
+      why = "the host's CPUs are unknown (no probe of it succeeded: see env.hosts)";
+    } else if (const auto missing = std::find_if(lc.cpus.begin(), lc.cpus.end(), [&](int cpu) {
+                 return std::find(allowed.begin(), allowed.end(), cpu) == allowed.end();
+               });
+               missing != lc.cpus.end()) {
+      why = fmt::format("CPU {} is not among the host's CPUs ({})", *missing, fmt::join(allowed, ","));
+    } else {
+      cmd.insert(cmd.end(), {"--cpus", fmt::format("{}", fmt::join(lc.cpus, ","))});
+    }
+    why_unpinned.push_back(why);
     argvs.push_back(host.wrap(cmd));
   }
   const int timeout_ms = static_cast<int>((o.client_start_delay_s + lc.duration_s) * 1000) + 30'000;
@@ -115,12 +135,27 @@ LoadResult run_remote_clients(const LoadConfig& lc, const RunnerOptions& o, nloh
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("client host {}: unreadable loadgen result: {}", o.client_hosts[i].describe(), e.what()));
     }
+    // What loadgen applied there, thread by thread.
+    std::set<int> applied;
+    std::size_t unpinned = 0;
+    for (const auto& t : r.cpu) {
+      if (t.pinned_cpu >= 0) {
+        applied.insert(t.pinned_cpu);
+      } else {
+        ++unpinned;
+      }
+    }
+    std::string why = why_unpinned[i];
+    if (why.empty() && unpinned > 0) why = fmt::format("loadgen could not pin {} of its {} threads there", unpinned, r.cpu.size());
     per_host.push_back({{"host", o.client_hosts[i].describe()},
                         {"connections", r.connections},
                         {"unfinished", r.unfinished},
                         {"window_s", r.window_s},
                         {"conn_per_s", r.conn_per_s()},
-                        {"max_thread_utilization", r.max_thread_utilization()}});
+                        {"max_thread_utilization", r.max_thread_utilization()},
+                        {"cpus_requested", lc.cpus},
+                        {"cpus_applied", std::vector<int>(applied.begin(), applied.end())},
+                        {"why_not_pinned", why.empty() ? nlohmann::json(nullptr) : nlohmann::json(why)}});
     if (i == 0) {
       merged = std::move(r);
     } else {
@@ -129,6 +164,31 @@ LoadResult run_remote_clients(const LoadConfig& lc, const RunnerOptions& o, nloh
   }
   return merged;
 }
+
+}  // namespace
+
+nlohmann::json collect_run_hosts(RunnerOptions& o) {
+  nlohmann::json hosts = nlohmann::json::array();
+  auto add = [&](const Launcher& where, const char* role) -> const nlohmann::json& {
+    for (auto& h : hosts) {
+      if (h["launcher"] == where.describe()) {
+        h["roles"].push_back(role);
+        return h;
+      }
+    }
+    nlohmann::json h = collect_host_via(where, where.remote() ? o.remote_acceptbench_binary : o.acceptbench_binary);
+    h["roles"] = nlohmann::json::array({role});
+    hosts.push_back(std::move(h));
+    return hosts.back();
+  };
+  add(o.launcher, "server");
+  o.client_host_cpus.clear();
+  if (o.client_hosts.empty()) add(Launcher{}, "client");  // the in-process client, here
+  for (const auto& c : o.client_hosts) o.client_host_cpus.push_back(cpus_allowed(add(c, "client")));
+  return hosts;
+}
+
+namespace {
 
 nlohmann::json failed(nlohmann::json rep, const std::string& reason) {
   rep["status"] = "failed";
@@ -190,6 +250,7 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
   spawn.argv.insert(spawn.argv.begin(), o.server_wrapper.begin(), o.server_wrapper.end());
   spawn.cpus = c.server_cpus;
   spawn.launcher = o.launcher;
+  spawn.supervisor = o.probe_binary;  // behind ssh: acceptbench there supervises the server
   spawn.ready_timeout = std::chrono::milliseconds(o.ready_timeout_ms);
   // ssh: the server's session is the master connection the probes share, so that reading
   // the counters opens no TCP connection on the server host (PassiveOpens counts clients only).
@@ -268,14 +329,23 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
       return failed(rep, "server died during the warm-up (" + s.describe() + "): " + s.stderr_text);
     }
     auto sample = [&] { return sample_proc_via(at_server, o.probe_binary, server->server_pid()); };
+    // The server's cgroup: here (local, netns) or on its host (ssh, made by the supervisor
+    // there and read by `probe --cgroup`): one reader either way.
     const ServerCgroup* cgroup = server->cgroup();
-    auto cgroup_cpu = [&] { return cgroup ? cgroup->cpu_ns() : std::nullopt; };
+    const SupervisorInfo* remote = server->supervisor();
+    const bool remote_cgroup = !cgroup && remote && !remote->cgroup.empty();
+    auto read_cgroup = [&]() -> CgroupSample {
+      if (cgroup) return sample_cgroup(*cgroup);
+      if (remote_cgroup) return sample_cgroup_via(at_server, o.probe_binary, remote->cgroup);
+      return {};
+    };
     // The window's edges, in this order so that each pair brackets the same interval and
     // the snapshots' own cost stays outside the CPU readings.
     const auto snap_before = server->snapshot(std::chrono::milliseconds(o.snapshot_timeout_ms));
     const ProcSample proc_before = sample();
-    const auto memory_before = cgroup ? cgroup->memory_bytes() : std::nullopt;
-    const auto cpu_before = cgroup_cpu();
+    const CgroupSample cgroup_before = read_cgroup();
+    const auto memory_before = cgroup_before.memory_bytes;
+    const auto cpu_before = cgroup_before.cpu_ns;
     const MachineSample machine_before = sample_machine();
     // Kernel counters are machine-wide (on loopback): read them tightest around the load.
     const KernelCounters kernel_before = read_kernel_counters_via(at_server, o.probe_binary);
@@ -287,8 +357,9 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     const LoadResult r = run_clients(load);
     const KernelCounters kernel_after = read_kernel_counters_via(at_server, o.probe_binary);
     const MachineSample machine_after = sample_machine();
-    const auto cpu_after = cgroup_cpu();
-    const auto memory_after = cgroup ? cgroup->memory_bytes() : std::nullopt;
+    const CgroupSample cgroup_after = read_cgroup();
+    const auto cpu_after = cgroup_after.cpu_ns;
+    const auto memory_after = cgroup_after.memory_bytes;
     if (!server->alive()) {
       const StopResult s = server->stop(std::chrono::milliseconds(0));
       rep["client"] = r.to_json();
@@ -316,14 +387,21 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
     const bool exact_cpu = cpu_before && cpu_after;
     const double cpu_s = exact_cpu ? static_cast<double>(*cpu_after - *cpu_before) / 1e9
                                    : rep["server_proc"]["cpu_user_s"].get<double>() + rep["server_proc"]["cpu_system_s"].get<double>();
+    const std::string cpu_source = cgroup ? cgroup->cpu_source() : remote_cgroup ? remote->cpu_source : "";
+    const std::int64_t cpu_resolution = cgroup ? cgroup->cpu_resolution_ns() : remote_cgroup ? remote->resolution_ns : 0;
+    const std::string memory_source = cgroup ? cgroup->memory_source() : remote_cgroup ? remote->memory_source : "";
+    std::string why_coarse = server->cgroup_why();
+    if (!exact_cpu && why_coarse.empty()) why_coarse = "the server's cgroup could not be read";
     rep["server_cpu"] = {{"cpu_s", cpu_s},
-                         {"source", exact_cpu ? cgroup->cpu_source() : "proc-ticks"},
-                         {"resolution_ns", exact_cpu ? cgroup->cpu_resolution_ns() : 1'000'000'000 / ::sysconf(_SC_CLK_TCK)},
+                         {"source", exact_cpu ? cpu_source : "proc-ticks"},
+                         {"resolution_ns", exact_cpu ? cpu_resolution : 1'000'000'000 / ::sysconf(_SC_CLK_TCK)},
                          {"coarse", !exact_cpu},
-                         {"why_coarse", exact_cpu ? nlohmann::json(nullptr) : nlohmann::json(server->cgroup_why())}};
+                         {"why_coarse", exact_cpu ? nlohmann::json(nullptr) : nlohmann::json(why_coarse)},
+                         {"host", at_server.describe()}};
     if (cgroup) rep["server_cpu"]["cgroup"] = cgroup->describe();
+    if (remote_cgroup) rep["server_cpu"]["cgroup"] = remote->describe();
     rep["server_memory"] = {
-        {"source", memory_before && memory_after ? nlohmann::json(cgroup->memory_source()) : nlohmann::json(nullptr)},
+        {"source", memory_before && memory_after ? nlohmann::json(memory_source) : nlohmann::json(nullptr)},
         {"bytes_start", memory_before ? nlohmann::json(*memory_before) : nlohmann::json(nullptr)},
         {"bytes_end", memory_after ? nlohmann::json(*memory_after) : nlohmann::json(nullptr)}};
     rep["machine"] = machine_delta(machine_before, machine_after, c.server_cpus, c.client_cpus);
@@ -407,6 +485,7 @@ nlohmann::json run_repetition(const RunConfig& c, const RunnerOptions& o) {
                       {"disturbed", steal > o.steal_threshold},
                       {"achieved_ratio", verdict.achieved_ratio},
                       {"in_window_ratio", verdict.in_window_ratio},
+                      {"backlog_s", verdict.backlog_s},
                       {"late_completions", r.late_completions},
                       {"drain_s", r.drain_s},
                       {"unfinished", r.unfinished},

@@ -48,24 +48,38 @@ struct RunnerOptions {
   std::vector<Launcher> client_hosts;
   std::string loadgen_binary;         // loadgen's path here (local and netns client hosts)
   std::string remote_loadgen_binary;  // loadgen's path on ssh client hosts
+  std::string acceptbench_binary, remote_acceptbench_binary;  // the probe here, and on ssh hosts
+  // Per client host (as client_hosts): the CPUs loadgen may use there, from its probe
+  // (collect_run_hosts). loadgen is pinned there to the configuration's client CPUs when they
+  // are all among them; else it runs unpinned and the repetition says why.
+  std::vector<std::vector<int>> client_host_cpus;
   double client_start_delay_s = 1.5;  // launch to the common start: covers the ssh log-ins
 };
 
 // Open loop: did the server hold the offered rate in this repetition? `rate` x `window_s`
 // connections were offered; `in_window` completed in the window, `late` in the drain after
 // it, `unfinished` were still open when the drain ended, the last one `drain_s` after the
-// window. Overloaded: completions in the window below `overload_ratio` of the offered (a
-// healthy server has only rate x its latency in flight at the window's end: at 4000/s and
-// 1 ms, 4 of 1200 in a 0.3 s window), any unfinished, or a drain over `overload_drain_s`.
-// Late completions are kept in the histograms but do not make up for a shortfall: a server
-// that finishes half of the window's connections after it was behind its load.
+// window. Overloaded: completions in the window below `overload_ratio` of the offered while
+// the backlog they leave is more than `overload_backlog_s` of offered load (a healthy server
+// has only rate x its latency in flight at the window's end: at 4000/s and 1 ms, 4 of 1200 in
+// a 0.3 s window; a short hiccup of a busy machine leaves a few ms), any unfinished, or a drain
+// over `overload_drain_s`. Late completions are kept in the histograms but do not make up for
+// a shortfall: a server that finishes half of the window's connections after it was behind
+// its load.
 struct OpenLoopVerdict {
   double in_window_ratio = 1;  // completed in the window / offered
+  double backlog_s = 0;        // (offered - completed in the window) / rate
   double achieved_ratio = 1;   // completed in the window or the drain / offered
   bool overloaded = false;
 };
 OpenLoopVerdict judge_open_loop(double rate, double window_s, double in_window, double late, double unfinished,
-                                double drain_s, double overload_ratio, double overload_drain_s);
+                                double drain_s, double overload_ratio, double overload_drain_s,
+                                double overload_backlog_s = 0.05);
+
+// The hosts of a run (env.hosts): the server's and every client host's description and
+// sysctls, each read there by `acceptbench probe --sysctls` through its launcher (here:
+// directly), one record per launcher with its `roles`. Fills options.client_host_cpus.
+nlohmann::json collect_run_hosts(RunnerOptions& options);
 
 // Runs one repetition. Returns its JSON ("status": "ok", "failed" with "reason", or
 // "cannot_hold" with "reason" when the server could not hold `hold` idle connections);

@@ -300,7 +300,7 @@ def fig_cost(doc, out, figures):
          "getrusage of the server and its reaped children plus its live children, so exited threads and processes "
          "count). Most of a thundering herd stays inside the kernel (epoll_wait re-checks the fd and sleeps again), so "
          "it shows in the context switches, not in the reported wakeups. Blocking-accept models have no epoll "
-         "wakeups. Grey hatched bars, right: overloaded configurations (completed in the window < 98% of the offered, "
+         "wakeups. Grey hatched bars, right: overloaded configurations (completed in the window < 98% of the offered with a backlog over 50 ms, "
          "connections unfinished after the drain, or a drain over 200 ms): shown, not ranked. " + config_caption(shown))
 
 
@@ -462,7 +462,7 @@ def write_report(docs, out, figures, extra_md=()):
     md += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
     if over_rows:
         md += ["", "## Overloaded (not ranked)", "",
-               "These did not hold their offered rate (completed in the window < 98% of the offered, connections unfinished after the drain, or a drain over 200 ms); "
+               "These did not hold their offered rate (completed in the window < 98% of the offered with a backlog over 50 ms, connections unfinished after the drain, or a drain over 200 ms); "
                "their numbers are kept for the record but are not comparable with the ones above.", "",
                "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
         md += ["| " + " | ".join(str(x) for x in r) + " |" for r in over_rows]

@@ -14,7 +14,7 @@ mkdir -p "$tmp/branch/bin"
 cp -a "$build/bin/acceptbench" "$build/bin/reuseport" "$build/bin/models.json" "$build/bin/presets" "$tmp/branch/bin/"
 status=0
 GITHUB_STEP_SUMMARY="$tmp/summary.md" bash "$src/scripts/ci_gate.sh" --base-build "$build" --branch-build "$tmp/branch" \
-  --models reuseport --out "$tmp/out" -- --workloads cost --rates 1000 --server-threads 1 --rounds 5 \
+  --models reuseport --out "$tmp/out" -- --workloads cost --rates 1000 --server-threads 1 --rounds 6 \
   --duration 0.3 --warmup 0.1 || status=$?
 echo "ci_gate.sh exit $status"
 [[ $status -eq 0 || $status -eq 1 ]] || exit 1
@@ -34,7 +34,7 @@ assert (len(failures) > 0) == (sys.argv[2] == "1"), (len(failures), sys.argv[2])
 print(f"junit ok: {len(cases)} cases, {len(failures)} failures")
 PY
 
-# Too few rounds ever to reach significance (2 vs 2: the smallest p is 1/3): ab exits 2 and its
+# Too few rounds ever to reach significance (2 paired rounds: the smallest p is 2/4): ab exits 2 and its
 # JUnit carries an error case saying why, so a CI report shows red rather than nothing.
 status=0
 "$build/bin/acceptbench" ab --a "$build" --b "$tmp/branch" --models reuseport --workloads cost --rates 1000 \

@@ -87,6 +87,10 @@ class HarnessEndToEnd(unittest.TestCase):
                              [(r["derived"]["crosscheck"], r["client"]["errors"], r["kernel"]) for r in c["repetitions"]]))
         placement = doc["env"]["placement"]
         self.assertTrue(placement["disjoint"] or os.cpu_count() == 1)
+        # One host, server and in-process client: one record, read here (inside the run's namespace).
+        hosts = doc["env"]["hosts"]
+        self.assertEqual([(h["launcher"], h["roles"]) for h in hosts], [("local", ["server", "client"])])
+        self.assertEqual(hosts[0]["sysctls"], doc["env"]["sysctls"])
 
     def run_and_fault(self, fault_signal):
         """A sweep of reuseport and iterative; the test sends fault_signal to the reuseport server."""

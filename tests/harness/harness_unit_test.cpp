@@ -176,8 +176,13 @@ TEST(OpenLoopVerdictTest, LateCompletionsDoNotMakeUpForAShortfall) {
   EXPECT_TRUE(behind.overloaded);
   EXPECT_NEAR(behind.in_window_ratio, 637.0 / 1200, 1e-12);
   EXPECT_NEAR(behind.achieved_ratio, 1.0, 1e-12);
+  EXPECT_NEAR(behind.backlog_s, 563.0 / 4000, 1e-12);
   // A healthy server: only rate x latency in flight at the window's end.
   EXPECT_FALSE(judge_open_loop(4000, 0.3, 1196, 4, 0, 0.002, 0.98, 0.2).overloaded);
+  // A busy machine's hiccup at the end of a short window: 10% short, but a 30 ms backlog.
+  EXPECT_FALSE(judge_open_loop(4000, 0.3, 1080, 120, 0, 0.03, 0.98, 0.2).overloaded);
+  // A long window 3% short: a 300 ms backlog, behind its load.
+  EXPECT_TRUE(judge_open_loop(1000, 10, 9700, 300, 0, 0.15, 0.98, 0.2).overloaded);
   // Unfinished after the drain, or a long drain, is overloaded whatever the ratio.
   EXPECT_TRUE(judge_open_loop(4000, 0.3, 1199, 0, 1, 0.001, 0.98, 0.2).overloaded);
   EXPECT_TRUE(judge_open_loop(100, 10, 1000, 1, 0, 0.5, 0.98, 0.2).overloaded);

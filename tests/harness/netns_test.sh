@@ -45,7 +45,7 @@ ip netns exec "$cli" "$bin/acceptbench" run --model reuseport --server-threads 2
   --duration 1 --warmup 0.2 --repetitions 2 --launcher "netns:$srv" --target-host "$srv_addr" --allow-remote-target \
   --out "$tmp/results.json" >"$tmp/run.log" 2>&1 || { cat "$tmp/run.log"; echo "FAIL: run"; exit 1; }
 
-/usr/bin/python3 - "$tmp/results.json" "$src/results/schema.json" "$srv_addr" <<'PY'
+/usr/bin/python3 - "$tmp/results.json" "$src/results/schema.json" "$srv_addr" "$srv" <<'PY'
 import json, sys, jsonschema
 doc = json.load(open(sys.argv[1]))
 jsonschema.validate(doc, json.load(open(sys.argv[2])))
@@ -57,6 +57,18 @@ assert s["conn_per_s"]["median"] > 0
 assert s["crosscheck_within_1pct"], s["crosscheck_max_deviation"]
 assert doc["env"]["placement"]["launcher"].startswith("netns:")
 assert doc["env"]["placement"]["target_host"] == sys.argv[3]
+# The server's CPU from its cgroup (made here before `ip netns exec`), as for a local server.
+for rep in c["repetitions"]:
+    sc = rep["server_cpu"]
+    assert sc["host"] == "netns:" + sys.argv[4], sc
+    assert not sc["coarse"] or "cgroup" in sc["why_coarse"], sc
+    assert sc["coarse"] or sc["source"].startswith("cgroup-"), sc
+# The server namespace's own sysctls, read in it (probe --sysctls through ip netns exec).
+hosts = {h["launcher"]: h for h in doc["env"]["hosts"]}
+ns = hosts["netns:" + sys.argv[4]]
+assert ns["roles"] == ["server"] and "error" not in ns, ns
+assert ns["sysctls"]["net.core.somaxconn"] is not None, ns
+assert hosts["local"]["roles"] == ["client"], hosts
 print(f"ok: {s['conn_per_s']['median']:.0f} conn/s across the veth pair, crosscheck {s['crosscheck_max_deviation']:.4f}")
 PY
 

@@ -188,6 +188,43 @@ TEST(CgroupTest, HoldsEveryServerProcessAndIsGoneAfterTheStop) {
   for (const pid_t p : pids) EXPECT_FALSE(std::filesystem::exists(fmt::format("/proc/{}", p))) << p;
 }
 
+// `acceptbench supervise` (what a server behind ssh runs under) on this host: the server and
+// its workers in the cgroup it made, read through `acceptbench probe --cgroup` like a remote
+// one; on SIGTERM the server stops cleanly and the cgroup is gone, every process with it.
+TEST(SuperviseTest, RunsTheServerInItsCgroupAndLeavesNothing) {
+  SpawnOptions spawn;
+  spawn.argv = {bin("acceptbench"), "supervise", "--exit-on-stdin-eof", "--",     bin("prefork"),
+                "--threads",        "2",         "--port",              "0",      "--exit-on-stdin-eof"};
+  spawn.cgroup = false;  // the supervisor makes it
+  ServerProcess server = ServerProcess::start(spawn);
+  const SupervisorInfo* info = server.supervisor();
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->pid, server.pid());
+  if (info->cgroup.empty()) GTEST_SKIP() << "no cgroup here: " << info->why;
+  EXPECT_NE(server.server_pid(), server.pid()) << "the server is the supervisor's child";
+  std::set<pid_t> members;
+  for (const auto& dir : info->cgroups) {
+    std::ifstream procs(dir + "/cgroup.procs");
+    for (pid_t p = 0; procs >> p;) members.insert(p);
+  }
+  EXPECT_TRUE(members.count(server.server_pid())) << "the server is in the cgroup";
+  EXPECT_FALSE(members.count(server.pid())) << "the supervisor is not";
+  EXPECT_GE(members.size(), 3u) << "the parent and its two workers";
+  const CgroupSample before = sample_cgroup_via(Launcher::parse("local"), bin("acceptbench"), info->cgroup);
+  ASSERT_TRUE(before.cpu_ns.has_value());
+  const auto load = testing::drive(server.port(), 2, 50, 0);
+  EXPECT_EQ(load.failures, 0);
+  const CgroupSample after = sample_cgroup_via(Launcher::parse("local"), bin("acceptbench"), info->cgroup);
+  ASSERT_TRUE(after.cpu_ns.has_value());
+  EXPECT_GT(*after.cpu_ns, *before.cpu_ns) << "the workers' CPU is counted";
+  const StopResult stop = server.stop(std::chrono::milliseconds(5000));
+  EXPECT_EQ(stop.exit_code, 0) << stop.describe() << stop.stderr_text;
+  ASSERT_TRUE(stop.stats.has_value()) << stop.stdout_text;
+  EXPECT_TRUE(stop.stats->value("clean_shutdown", false));
+  for (const auto& dir : info->cgroups) EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
+  for (const pid_t p : members) EXPECT_FALSE(std::filesystem::exists(fmt::format("/proc/{}", p))) << p;
+}
+
 // compare: a configuration that held its rate before and is overloaded now is a regression,
 // not a row of numbers (and never silently skipped); overloaded on both sides is shown, not
 // compared; acceptbench/1 is refused with the reason.

@@ -5,7 +5,9 @@
 # READY, only waiting for EOF on its stdin. So the harness hits its READY timeout, and then:
 #  - no logged ssh command may name a pid <= 1 (`kill -9 -1` once killed every process of
 #    the user on the remote host), and no remote kill may be sent at all before READY;
-#  - the fake server must be gone (ending the local ssh closed its stdin);
+#  - the fake server must be gone (ending the local ssh closed its stdin, or ended the
+#    supervisor it runs under: `acceptbench supervise`, the real one, linked into the fake
+#    remote bin dir; ACCEPTBENCH_CGROUP_ROOT keeps it off this machine's cgroups);
 #  - a --remote-bin-dir full of spaces and shell metacharacters reaches the server intact,
 #    and nothing in it is executed;
 #  - a host that starts with '-' (an ssh option in disguise) is refused with exit 2.
@@ -54,12 +56,14 @@ exec sh -c "${args[*]:i}"
 EOF
 chmod +x "$tmp/path/ssh"
 export FAKE_SSH_LOG=$tmp/ssh.log
+export ACCEPTBENCH_CGROUP_ROOT=$tmp/no-cgroups
 export PATH=$tmp/path:$PATH
 
 # A "remote" bin dir: the fake model logs its argv, then waits for EOF on stdin.
 make_bin() {
   mkdir -p "$1"
   cp "$bin/models.json" "$1/" 2>/dev/null || true
+  ln -s "$bin/acceptbench" "$1/acceptbench"
   cat >"$1/reuseport" <<EOF
 #!/usr/bin/env bash
 { printf 'ARGV0 %s\n' "\$0"; for a in "\$@"; do printf 'ARG %s\n' "\$a"; done; } >>"$tmp/server.log"
@@ -85,9 +89,12 @@ check_no_pid_le_1() {
   fi
 }
 
-wait_stdin_closed() {
+wait_server_gone() {  # $1: how many fake servers have started so far
+  [[ $(wc -l <"$tmp/server.pids" 2>/dev/null) == "$1" ]] || fail "expected $1 fake servers to have started"
   for _ in $(seq 50); do
-    [[ $(grep -c "stdin closed" "$tmp/server.events" 2>/dev/null) == "$1" ]] && return 0
+    local alive=0
+    while read -r p; do [[ -e /proc/$p ]] && alive=1; done <"$tmp/server.pids"
+    [[ $alive == 0 ]] && return 0
     sleep 0.1
   done
   fail "the fake server still runs after the harness gave up (its stdin never closed)"
@@ -100,10 +107,11 @@ grep -q "no READY line" "$tmp/out.json" "$tmp/run.log" || { cat "$tmp/run.log"; 
 check_no_pid_le_1
 grep -q "BatchMode=yes" "$tmp/ssh.log" || fail "ssh was not run with BatchMode=yes"
 # The server session keeps its stdin (the pipe whose EOF stops the server): no -n there.
-grep "setsid" "$tmp/ssh.log" | grep -q -- " -n " && fail "the server's ssh session was given -n"
+grep "supervise" "$tmp/ssh.log" | grep -q -- " -n " && fail "the server's ssh session was given -n"
+grep -q "supervise" "$tmp/ssh.log" || fail "the server did not run under acceptbench supervise"
 grep -q -- "-- fakehost " "$tmp/ssh.log" || fail "the host does not follow -- on the ssh command line"
 grep -q -- "--exit-on-stdin-eof" "$tmp/server.log" || fail "the server was not told to exit on stdin EOF"
-wait_stdin_closed 1
+wait_server_gone 1
 echo "ok: READY timeout, no remote kill, the fake server ended with its ssh"
 
 # 2. A bin dir full of spaces and metacharacters arrives intact; nothing in it runs.
@@ -116,7 +124,7 @@ ls "$tmp"/PWNED* >/dev/null 2>&1 && fail "a metacharacter in --remote-bin-dir wa
 [[ $(sed -n 's/^ARGV0 //p' "$tmp/server.log") == "$weird/reuseport" ]] ||
   { cat "$tmp/server.log"; fail "the server path did not arrive intact"; }
 grep -qx "ARG 10.255.255.1" "$tmp/server.log" || fail "the --bind address did not arrive as one argument"
-wait_stdin_closed 2
+wait_server_gone 2
 echo "ok: arguments with spaces and shell metacharacters arrive intact"
 
 # 3. A host that looks like an ssh option is refused before ssh runs.
