@@ -110,7 +110,7 @@ TEST(ServerCpuTest, WorkUsAddsItsSpinToCpuPerConnection) {
 // reuseport-cbpf sends each connection to the listener of the CPU that handled its SYN: the
 // client's CPU on loopback. Pinning the client to CPU 0 in one repetition and to CPU 1 in
 // the other gives two opposite imbalances, which a sum over repetitions would hide.
-// The client's on-time spin (default 200 us before each start: at 1000/s a fifth of a CPU)
+// The client's on-time spin (default 50 us before each start)
 // is waiting, not work: it is measured and taken out of the client's CPU, the client CPUs'
 // busy fraction and the machine's CPU per connection.
 TEST(ClientSpinTest, IsTakenOutOfEveryBusyFigure) {
