@@ -140,36 +140,42 @@ ServerCgroup ServerCgroup::create(const std::string& root_arg) {
     return dir;
   };
 
-  const Mounts m = find_mounts(root);
-  if (!m.v2.empty()) g.v2_dir_ = make(m.v2, "");
-  if (!m.cpuacct.empty()) {
-    if (const std::string dir = make(m.cpuacct, "cpuacct"); !dir.empty()) {
-      g.cpu_file_ = dir + "/cpuacct.usage";
-      g.cpu_source_ = "cgroup-v1-cpuacct";
-      g.cpu_resolution_ns_ = 1;
-    }
-  }
-  if (g.cpu_file_.empty() && !g.v2_dir_.empty() && exists(g.v2_dir_ + "/cpu.stat")) {
-    g.cpu_file_ = g.v2_dir_ + "/cpu.stat";
-    g.cpu_source_ = "cgroup-v2-cpu.stat";
-    g.cpu_resolution_ns_ = 1000;
-  }
-  // Memory: v2 memory.current where the controller reaches our cgroup, else v1.
-  if (!g.v2_dir_.empty() && exists(g.v2_dir_ + "/memory.current")) {
-    g.memory_file_ = g.v2_dir_ + "/memory.current";
-    g.memory_source_ = "cgroup-v2-memory.current";
-  } else if (!m.memory.empty()) {
-    if (const std::string dir = make(m.memory, "memory"); !dir.empty()) {
-      g.memory_file_ = dir + "/memory.usage_in_bytes";
-      g.memory_source_ = "cgroup-v1-memory";
-    }
-  }
+  g.use_hierarchies(root, make);
   if (g.cpu_file_.empty()) {
     g.why_ = failures.empty() ? fmt::format("no cgroup hierarchy with CPU accounting under {}", root)
                               : fmt::format("no CPU cgroup could be made ({})", failures.front());
     g.remove();  // a memory-only cgroup is of no use alone
   }
   return g;
+}
+
+// The files of the hierarchies under `root`, in the cgroup `dir_in` gives for each (made by
+// create(), found by find()): v1 cpuacct (ns) preferred for CPU, else v2 cpu.stat; v2
+// memory.current where its controller reaches, else v1 memory.
+void ServerCgroup::use_hierarchies(const std::string& root, const DirIn& dir_in) {
+  const Mounts m = find_mounts(root);
+  if (!m.v2.empty()) v2_dir_ = dir_in(m.v2, "");
+  if (!m.cpuacct.empty()) {
+    if (const std::string dir = dir_in(m.cpuacct, "cpuacct"); !dir.empty()) {
+      cpu_file_ = dir + "/cpuacct.usage";
+      cpu_source_ = "cgroup-v1-cpuacct";
+      cpu_resolution_ns_ = 1;
+    }
+  }
+  if (cpu_file_.empty() && !v2_dir_.empty() && exists(v2_dir_ + "/cpu.stat")) {
+    cpu_file_ = v2_dir_ + "/cpu.stat";
+    cpu_source_ = "cgroup-v2-cpu.stat";
+    cpu_resolution_ns_ = 1000;
+  }
+  if (!v2_dir_.empty() && exists(v2_dir_ + "/memory.current")) {
+    memory_file_ = v2_dir_ + "/memory.current";
+    memory_source_ = "cgroup-v2-memory.current";
+  } else if (!m.memory.empty()) {
+    if (const std::string dir = dir_in(m.memory, "memory"); !dir.empty()) {
+      memory_file_ = dir + "/memory.usage_in_bytes";
+      memory_source_ = "cgroup-v1-memory";
+    }
+  }
 }
 
 std::optional<pid_t> ServerCgroup::creator_of(const std::string& name) {
@@ -198,29 +204,7 @@ ServerCgroup ServerCgroup::find(const std::string& name, const std::string& root
     g.dirs_.push_back(dir);
     return dir;
   };
-  const Mounts m = find_mounts(cgroup_root(root_arg));
-  if (!m.v2.empty()) g.v2_dir_ = look(m.v2, "");
-  if (!m.cpuacct.empty()) {
-    if (const std::string dir = look(m.cpuacct, "cpuacct"); !dir.empty()) {
-      g.cpu_file_ = dir + "/cpuacct.usage";
-      g.cpu_source_ = "cgroup-v1-cpuacct";
-      g.cpu_resolution_ns_ = 1;
-    }
-  }
-  if (g.cpu_file_.empty() && !g.v2_dir_.empty() && exists(g.v2_dir_ + "/cpu.stat")) {
-    g.cpu_file_ = g.v2_dir_ + "/cpu.stat";
-    g.cpu_source_ = "cgroup-v2-cpu.stat";
-    g.cpu_resolution_ns_ = 1000;
-  }
-  if (!g.v2_dir_.empty() && exists(g.v2_dir_ + "/memory.current")) {
-    g.memory_file_ = g.v2_dir_ + "/memory.current";
-    g.memory_source_ = "cgroup-v2-memory.current";
-  } else if (!m.memory.empty()) {
-    if (const std::string dir = look(m.memory, "memory"); !dir.empty()) {
-      g.memory_file_ = dir + "/memory.usage_in_bytes";
-      g.memory_source_ = "cgroup-v1-memory";
-    }
-  }
+  g.use_hierarchies(cgroup_root(root_arg), look);
   if (g.cpu_file_.empty()) throw std::runtime_error(fmt::format("no cgroup {} with CPU accounting (made by PID {})", name, pid));
   return g;
 }

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +68,9 @@ class ServerCgroup {
   [[nodiscard]] nlohmann::json describe() const;  // paths and sources, for the results
 
  private:
+  using DirIn = std::function<std::string(const std::string& mount, const std::string& controller)>;
+  void use_hierarchies(const std::string& root, const DirIn& dir_in);
+
   std::string name_;
   bool owner_ = true;              // made here (create), not found (find)
   std::vector<std::string> dirs_;  // every cgroup made; v2 first when there is one

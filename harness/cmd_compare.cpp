@@ -31,7 +31,9 @@ int cmd_compare(int argc, char** argv) {
   po::options_description d(
       "acceptbench compare BASE NEW: per configuration, the median ratio of conn/s, server CPU per connection and p99\n"
       "latency, with an exact two-sided Mann-Whitney U test over repetitions (ties handled) and Holm's correction over\n"
-      "the configurations. A regression: the median changed beyond the threshold and the adjusted p < alpha.\n"
+      "the configurations; when both files come from one ab job (the same ab.job), the exact Wilcoxon signed-rank\n"
+      "test of the per-round ratios, and the ratio shown is their median. A regression: the change is beyond the\n"
+      "threshold and the adjusted p < alpha.\n"
       "Exit 0: no regression; 1: a regression; 2: bad input, or repetitions too few ever to reach significance.\n\nOptions");
   d.add_options()("help,h", "print this help")("base", po::value(&base), "baseline results JSON")(
       "new", po::value(&next), "new results JSON")("threshold", po::value(&o.threshold)->default_value(o.threshold),

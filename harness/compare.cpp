@@ -53,8 +53,11 @@ std::vector<std::pair<double, double>> paired_values(const ConfigResult& b, cons
 
 // Both files come from one ab job (the same job id): its rounds ran A and B back to back.
 bool same_ab_job(const nlohmann::json& base, const nlohmann::json& next) {
-  return base.contains("ab") && next.contains("ab") && base.at("ab").contains("job") &&
-         base.at("ab").at("job") == next.at("ab").value("job", nlohmann::json());
+  if (!base.contains("ab") || !next.contains("ab")) return false;
+  const auto& a = base.at("ab");
+  const auto& b = next.at("ab");
+  return a.contains("job") && a.at("job").is_string() && !a.at("job").get<std::string>().empty() &&
+         b.contains("job") && b.at("job") == a.at("job");
 }
 
 const ConfigResult* find(const std::vector<ConfigResult>& results, const std::string& key) {
@@ -143,10 +146,13 @@ CompareReport compare_results(const nlohmann::json& base, const nlohmann::json& 
             if (x > 0 && y > 0) d.push_back(std::log(y / x));
           if (d.size() >= 2) {
             const auto test = stats::signed_rank(d);
-            // Whether these rounds could ever decide depends on how many there are, not on how
-            // many differ (an open loop's conn/s is the offered rate in every round: all ties).
-            rows.push_back({key, &m, bm, nm, nm / bm, test.p_value, test.exact, bv.size(), nv.size(), d.size(),
-                            stats::min_p_value_paired(d.size())});
+            // The effect is the median per-round ratio (what the test is about), not the ratio
+            // of the two sides' medians, which drift between rounds can move either way.
+            // Whether the rounds could ever decide depends on how many there are, not on how
+            // many differ: rounds that tie (an open loop's conn/s is the offered rate; p99 from
+            // histogram buckets) are evidence of no change, not a design too small to see one.
+            rows.push_back({key, &m, bm, nm, std::exp(stats::median(d)), test.p_value, test.exact, bv.size(), nv.size(),
+                            d.size(), stats::min_p_value_paired(d.size())});
             continue;
           }
         }

@@ -17,7 +17,8 @@
 //   is written as null when nullopt (e.g. fairness.max_min_ratio).
 // - optional (kOptional): may be absent (a field added after files of the same schema were
 //   written): reading leaves the member at its default. A std::optional member that is
-//   nullopt is then not written at all, so an older file reads back and writes out the same.
+//   nullopt is then not written at all, so an older file writes out as it was read (a plain member
+//   given a default instead is written back at that default).
 // - A member of a type with its own to_json()/from_json() members goes through them (a struct
 //   with derived fields, e.g. RunConfig); one with fields() is a nested object; anything else
 //   uses nlohmann's conversions (enums: an ADL to_json/from_json pair beside the enum).

@@ -238,8 +238,8 @@ ConfigResult summarize_config(const RunConfig& config, const nlohmann::json& rep
     // is never ranked with the others.
     out.status = ConfigStatus::kOverloaded;
     out.reason = fmt::format(
-        "{} of {} repetitions achieved < the overload ratio of the offered rate or left "
-        "connections unfinished after the drain",
+        "{} of {} repetitions were behind their offered rate (completed in the window < the overload ratio of "
+        "the offered with a backlog over 50 ms, connections unfinished after the drain, or a drain over 200 ms)",
         overloaded, ok);
   } else if (failures.empty()) {
     out.status = ConfigStatus::kOk;

@@ -159,6 +159,19 @@ int supervise(const SuperviseOptions& o) {
   write_all(STDOUT_FILENO, info.line() + "\n");
   go_write.reset();
 
+  // On an error from here on (signalfd, poll), nothing of the server's may stay behind.
+  struct Guard {
+    pid_t child;
+    ServerCgroup& cgroup;
+    bool armed = true;
+    ~Guard() {
+      if (!armed) return;
+      ::kill(-child, SIGKILL);
+      ::kill(child, SIGKILL);
+      cgroup.remove();
+      ::waitpid(child, nullptr, 0);
+    }
+  } guard{child, cgroup};
   const UniqueFd signals(check(::signalfd(-1, &ends, SFD_CLOEXEC), "signalfd"));
   // The server's exit, as an event (Linux 5.3); else a short poll.
   const UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
@@ -170,8 +183,12 @@ int supervise(const SuperviseOptions& o) {
     kill_at = now_ns() + std::int64_t{o.grace_ms} * 1'000'000;
   };
   int status = 0;
+  bool reaped = false;
   for (;;) {
-    if (::waitpid(child, &status, WNOHANG) == child) break;
+    // Exited but not reaped (WNOWAIT): while the server is a zombie its PID, and so its
+    // process group's ID, cannot be reused, so the group kill below cannot reach a stranger.
+    siginfo_t exit_info{};
+    if (::waitid(P_PID, static_cast<id_t>(child), &exit_info, WEXITED | WNOHANG | WNOWAIT) == 0 && exit_info.si_pid == child) break;
     std::vector<pollfd> fds = {{signals.get(), POLLIN, 0}};
     if (exited) fds.push_back({exited.get(), POLLIN, 0});
     if (watch_stdin) fds.push_back({STDIN_FILENO, POLLIN, 0});
@@ -184,6 +201,7 @@ int supervise(const SuperviseOptions& o) {
         ::kill(child, SIGKILL);
         cgroup.remove();
         ::waitpid(child, &status, 0);
+        reaped = true;
         break;
       }
     }
@@ -210,6 +228,8 @@ int supervise(const SuperviseOptions& o) {
   // (which also holds any that left the group); then the cgroup goes.
   ::kill(-child, SIGKILL);
   cgroup.remove();
+  if (!reaped) ::waitpid(child, &status, 0);
+  guard.armed = false;
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }

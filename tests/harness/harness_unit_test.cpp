@@ -90,12 +90,13 @@ TEST(CompareTest, HolmKeepsTwentyNoiseRowsQuiet) {
 
 // Two results files as `acceptbench ab` writes them: one configuration, a repetition per
 // round with the round recorded, and (with `job`) the job id that pairs them.
-nlohmann::json ab_side(const std::vector<double>& cpu, const std::string& job) {
+nlohmann::json ab_side(const std::vector<double>& cpu, const std::string& job, const std::vector<double>& p99 = {}) {
   nlohmann::json reps = nlohmann::json::array();
   for (std::size_t i = 0; i < cpu.size(); ++i) {
     reps.push_back({{"status", "ok"},
                     {"round", i + 1},
-                    {"derived", {{"conn_per_s", 4000.0}, {"server_cpu_us_per_conn", cpu[i]}, {"p99_total_us", 500.0}}}});
+                    {"derived",
+                     {{"conn_per_s", 4000.0}, {"server_cpu_us_per_conn", cpu[i]}, {"p99_total_us", p99.empty() ? 500.0 : p99[i]}}}});
   }
   RunConfig config;
   config.model = "reuseport";
@@ -134,6 +135,23 @@ TEST(CompareTest, AbRoundsArePairedSoDriftCancels) {
     EXPECT_GT(cpu_row(unpaired)["p_value"].get<double>(), 0.3) << unpaired.table;
     EXPECT_EQ(unpaired.regressions, 0);
   }
+  // The effect shown is the median per-round ratio: B 5% dearer in even rounds, 10% in odd
+  // ones -> the geometric middle of the two, whatever the two sides' medians say.
+  std::vector<double> mixed;
+  for (std::size_t i = 0; i < a.size(); ++i) mixed.push_back(a[i] * (i % 2 ? 1.10 : 1.05));
+  EXPECT_NEAR(cpu_row(compare_results(ab_side(a, "j"), ab_side(mixed, "j"), {}))["ratio"].get<double>(),
+              std::sqrt(1.05 * 1.10), 1e-9);
+  // p99 from histogram buckets ties in 3 of 8 rounds: ties are evidence of no change in those
+  // rounds, not too few rounds; the row is decided on all 8 (here: not significant).
+  const std::vector<double> p99a = {500, 500, 500, 500, 500, 500, 500, 500}, p99b = {500, 600, 500, 600, 600, 500, 600, 600};
+  const auto ties = compare_results(ab_side(a, "j", p99a), ab_side(b, "j", p99b), {});
+  EXPECT_FALSE(ties.unreachable) << ties.cannot_decide;
+  // A job id must be a non-empty string to pair.
+  EXPECT_EQ(cpu_row(compare_results(ab_side(a, "j"), ab_side(b, "j"), {}))["test"], "wilcoxon-signed-rank");
+  auto no_id_a = ab_side(a, "j"), no_id_b = ab_side(b, "j");
+  no_id_a["ab"]["job"] = nullptr;
+  no_id_b["ab"]["job"] = nullptr;
+  EXPECT_EQ(cpu_row(compare_results(no_id_a, no_id_b, {}))["test"], "mann-whitney");
   // Noise paired the same way is not flagged.
   std::vector<double> noise;
   for (std::size_t i = 0; i < a.size(); ++i) noise.push_back(a[i] * (i % 2 ? 1.01 : 0.99));
