@@ -280,10 +280,11 @@ def caption(doc, cs, what):
             f"medians over repetitions.")
 
 
-def save(fig, out, name, figures, text):
+def save(fig, out, name, figures, text, dpi=120):
+    """Writes the figure as PNG and SVG into out and lists it (name, text) in figures."""
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig(out / f"{name}.{ext}", dpi=120)
+        fig.savefig(out / f"{name}.{ext}", dpi=dpi)
     plt.close(fig)
     figures.append((name, text))
 

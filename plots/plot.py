@@ -113,11 +113,7 @@ def model_ticks(ax, labels, fontsize=9):
 
 
 def save(fig, out, name, figures, caption):
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{name}.{ext}", dpi=130)
-    plt.close(fig)
-    figures.append((name, caption))
+    experiments.save(fig, out, name, figures, caption, dpi=130)
 
 
 def groups_by_load(doc):
